@@ -1,0 +1,38 @@
+# The two commands of the README: `make book` builds the HTML book, `make test` runs every test.
+# Both create (or reuse) the virtual environment in $(VENV) and install what they need.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# CI has 2 cores; the committed outputs are reproduced with 2 threads here and with 1 in a test.
+THREADS ?= 2
+
+.PHONY: all book test lab lint clean venv
+
+all: book
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+book: venv
+	rm -rf _build
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	@echo "The book is at _build/html/index.html (open it in a browser)."
+
+test: venv
+	OMP_NUM_THREADS=$(THREADS) MKL_NUM_THREADS=$(THREADS) $(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+lab: venv
+	$(VENV)/bin/jupyter lab chapters
+
+clean:
+	rm -rf _build .pytest_cache

@@ -1,0 +1,31 @@
+"""attnlab: the code behind *Attention Lab*, an executable textbook on attention.
+
+Every chapter of the book imports this package; every function in it is tested
+against PyTorch or a naive reference.
+
+Shape glossary (the same letters everywhere in the book and the code):
+
+====  ==========================================
+B     batch size
+T     query length (target positions)
+S     key / value length (source positions)
+H     number of heads
+D     head dimension (query/key width)
+C     model width, ``C = H * D``
+V     vocabulary size
+====  ==========================================
+
+Internally tensors are laid out ``(B, H, T, D)``; every public boundary is
+batch-first. Boolean masks mean ``True`` = *may attend*.
+
+Modules:
+
+- :mod:`attnlab.functional` -- softmax, scores, attention (pure functions)
+- :mod:`attnlab.masks` -- causal and padding masks
+- :mod:`attnlab.utils` -- seeding and device selection
+- :mod:`attnlab.plot` -- heatmaps and bar plots of attention weights
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,118 @@
+"""Input checks shared by the public functions.
+
+Each check raises an error whose message names the argument and its shape or
+dtype, so that a wrong call is caught where it is made instead of being broadcast
+into a silently wrong result.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def shape_str(x: torch.Tensor) -> str:
+    """Format a tensor's shape as ``(2, 3, 4)``."""
+    return "(" + ", ".join(str(s) for s in x.shape) + ")"
+
+
+def check_tensor(x: object, name: str) -> torch.Tensor:
+    """Require a torch tensor."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    return x
+
+
+def check_float(x: torch.Tensor, name: str) -> None:
+    """Require a floating-point tensor."""
+    if not x.is_floating_point():
+        raise ValueError(
+            f"{name} must be a floating-point tensor, got dtype {x.dtype} "
+            f"with shape {shape_str(x)}; convert it with .float()"
+        )
+
+
+def check_min_dims(x: torch.Tensor, name: str, n: int, layout: str) -> None:
+    """Require at least ``n`` dimensions, none of the last ``n`` empty."""
+    if x.dim() < n:
+        raise ValueError(f"{name} must have shape {layout}, got {shape_str(x)}")
+    if any(s == 0 for s in x.shape[-n:]):
+        raise ValueError(
+            f"{name} has an empty dimension: shape {shape_str(x)} (layout {layout}); "
+            "attention needs at least one position and one feature"
+        )
+
+
+def check_qk(q: torch.Tensor, k: torch.Tensor) -> None:
+    """Check queries (..., T, D) against keys (..., S, D)."""
+    check_tensor(q, "q")
+    check_tensor(k, "k")
+    check_min_dims(q, "q", 2, "(..., T, D)")
+    check_min_dims(k, "k", 2, "(..., S, D)")
+    check_float(q, "q")
+    check_float(k, "k")
+    if q.dtype != k.dtype:
+        raise ValueError(f"q and k must share a dtype, got q {q.dtype} and k {k.dtype}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"q and k must have the same last dimension D: q {shape_str(q)} is (..., T, D) "
+            f"with D={q.shape[-1]}, k {shape_str(k)} is (..., S, D) with D={k.shape[-1]}"
+        )
+    if q.shape[:-2] != k.shape[:-2]:
+        raise ValueError(
+            f"q and k must have the same leading (batch, head) dimensions: "
+            f"q {shape_str(q)} vs k {shape_str(k)}"
+        )
+
+
+def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    """Check q (..., T, D), k (..., S, D), v (..., S, Dv)."""
+    check_qk(q, k)
+    check_tensor(v, "v")
+    check_min_dims(v, "v", 2, "(..., S, Dv)")
+    check_float(v, "v")
+    if v.dtype != q.dtype:
+        raise ValueError(f"v must have the dtype of q and k ({q.dtype}), got {v.dtype}")
+    if v.shape[:-1] != k.shape[:-1]:
+        raise ValueError(
+            f"k and v must agree on (..., S): k {shape_str(k)} is (..., S, D), "
+            f"v {shape_str(v)} is (..., S, Dv)"
+        )
+
+
+def check_mask(mask: object, target: torch.Size, target_name: str) -> torch.Tensor:
+    """Require a bool mask that broadcasts to ``target`` without enlarging it."""
+    mask = check_tensor(mask, "mask")
+    if mask.dtype != torch.bool:
+        raise ValueError(
+            f"mask must be a bool tensor (True = may attend), got dtype {mask.dtype} "
+            f"with shape {shape_str(mask)}; build one with attnlab.masks or compare, "
+            "e.g. mask = m > 0"
+        )
+    tgt = "(" + ", ".join(str(s) for s in target) + ")"
+    if mask.dim() > 2 and mask.dim() != len(target):
+        # (B, 1, S) against (B, H, T, S) would broadcast B against H: refuse.
+        raise ValueError(
+            f"mask of shape {shape_str(mask)} has {mask.dim()} dims but the {target_name} "
+            f"{tgt} has {len(target)}; a mask is (T, S) or has one dim per {target_name} dim "
+            "(use size 1 where it is shared, e.g. mask[:, None] to add a head axis)"
+        )
+    try:
+        broadcast = torch.broadcast_shapes(mask.shape, target)
+    except RuntimeError:
+        broadcast = None
+    if broadcast != target:
+        raise ValueError(
+            f"mask of shape {shape_str(mask)} does not broadcast to the {target_name} "
+            f"of shape {tgt} (..., T, S)"
+        )
+    return mask
+
+
+def check_dim(x_shape: tuple[int, ...], dim: int) -> int:
+    """Normalise ``dim`` for a tensor of shape ``x_shape``."""
+    n = len(x_shape)
+    if n == 0:
+        raise ValueError("softmax needs at least one dimension, got a scalar (shape ())")
+    if not -n <= dim < n:
+        raise ValueError(f"dim={dim} is out of range for an input of shape {tuple(x_shape)}")
+    return dim % n

@@ -1,0 +1,169 @@
+"""Figures of attention: weight heatmaps with token labels and bar plots.
+
+Each function draws on a Matplotlib ``Axes`` (a new one when ``ax`` is None)
+and returns it, so figures can be combined and styled by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = ["heatmap", "bar"]
+
+
+def _to_numpy(x: Any, name: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().float().cpu().numpy()
+    a = np.asarray(x, dtype=float)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return a
+
+
+def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def heatmap(
+    weights: torch.Tensor | np.ndarray,
+    x_labels: Sequence[str] | None = None,
+    y_labels: Sequence[str] | None = None,
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+    xlabel: str = "keys",
+    ylabel: str = "queries",
+    cmap: str = "Blues",
+    annotate: bool = False,
+    fmt: str = ".2f",
+    colorbar: bool = True,
+) -> Axes:
+    """Draw attention weights (T, S) as a heatmap: rows are queries, columns keys.
+
+    Args:
+        weights: a (T, S) tensor or array, e.g. one head of attention weights.
+        x_labels: S key labels (tokens), or None for indices.
+        y_labels: T query labels, or None for indices.
+        ax: the axes to draw on; a new figure when None.
+        title, xlabel, ylabel: text for the axes.
+        cmap: a Matplotlib colour map.
+        annotate: write each weight in its cell.
+        fmt: number format for ``annotate``.
+        colorbar: add a colour bar.
+
+    Shape:
+        weights (T, S); len(x_labels) == S, len(y_labels) == T.
+
+    Returns:
+        The Matplotlib ``Axes``.
+
+    Example:
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> ax = heatmap(torch.eye(2), ["a", "b"], ["x", "y"])
+        >>> [t.get_text() for t in ax.get_xticklabels()]
+        ['a', 'b']
+    """
+    w = _to_numpy(weights, "weights")
+    if w.ndim != 2:
+        raise ValueError(f"heatmap needs 2-D weights (T, S), got shape {w.shape}")
+    T, S = w.shape
+    if x_labels is not None and len(x_labels) != S:
+        raise ValueError(f"{len(x_labels)} x_labels for S={S} columns of weights {w.shape}")
+    if y_labels is not None and len(y_labels) != T:
+        raise ValueError(f"{len(y_labels)} y_labels for T={T} rows of weights {w.shape}")
+    ax = _new_axes(ax, (max(3.0, 0.5 * S + 1.5), max(2.5, 0.5 * T + 1.0)))
+    image = ax.imshow(w, cmap=cmap, vmin=0.0, vmax=max(1e-12, float(w.max())), aspect="auto")
+    ax.set_xticks(range(S), labels=list(x_labels) if x_labels is not None else range(S))
+    ax.set_yticks(range(T), labels=list(y_labels) if y_labels is not None else range(T))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if annotate:
+        threshold = 0.5 * float(w.max())
+        for i in range(T):
+            for j in range(S):
+                colour = "white" if w[i, j] > threshold else "black"
+                ax.text(j, i, format(w[i, j], fmt), ha="center", va="center", color=colour)
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, shrink=0.8)
+    return ax
+
+
+def bar(
+    values: torch.Tensor | np.ndarray | Sequence[float] | Mapping[str, Any],
+    labels: Sequence[str] | None = None,
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+    xlabel: str | None = None,
+    ylabel: str = "weight",
+    annotate: bool = True,
+    fmt: str = ".3f",
+) -> Axes:
+    """Bar plot of one vector of weights, or grouped bars for several.
+
+    Pass a sequence for one series, or a mapping ``{name: values}`` for
+    grouped bars with a legend (e.g. the weights at several temperatures).
+
+    Args:
+        values: (N,) values, or a mapping from series name to (N,) values.
+        labels: N labels for the bars, or None for indices.
+        ax: the axes to draw on; a new figure when None.
+        title, xlabel, ylabel: text for the axes.
+        annotate: write the value above each bar (single series only).
+        fmt: number format for ``annotate``.
+
+    Returns:
+        The Matplotlib ``Axes``.
+
+    Example:
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> ax = bar({"T=1": [0.2, 0.8], "T=10": [0.45, 0.55]}, ["a", "b"])
+        >>> len(ax.patches)
+        4
+    """
+    series = dict(values) if isinstance(values, Mapping) else {"": values}
+    if not series:
+        raise ValueError("bar needs at least one series of values")
+    arrays = {name: _to_numpy(v, f"values[{name!r}]" if name else "values")
+              for name, v in series.items()}
+    lengths = {a.shape for a in arrays.values()}
+    if len(lengths) != 1 or len(next(iter(lengths))) != 1:
+        shapes = {name: a.shape for name, a in arrays.items()}
+        raise ValueError(f"bar needs 1-D values of equal length, got shapes {shapes}")
+    n = next(iter(arrays.values())).shape[0]
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"{len(labels)} labels for {n} values")
+    ax = _new_axes(ax, (max(4.0, 0.6 * n * len(arrays) + 1.5), 3.0))
+    width = 0.8 / len(arrays)
+    x = np.arange(n)
+    for i, (name, a) in enumerate(arrays.items()):
+        offset = (i - (len(arrays) - 1) / 2) * width
+        bars = ax.bar(x + offset, a, width=width, label=name or None)
+        if annotate and len(arrays) == 1:
+            ax.bar_label(bars, fmt="{:" + fmt + "}", padding=2)
+    ax.set_xticks(x, labels=list(labels) if labels is not None else x)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if len(arrays) > 1:
+        ax.legend(frameon=False)
+    ax.margins(y=0.15)
+    return ax

@@ -1,0 +1,38 @@
+"""Shared fixtures: where the repository is, and how to run its tools."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def tool(name: str) -> str:
+    """A command installed beside the running Python (the project's venv)."""
+    path = BIN / name
+    if path.exists():
+        return str(path)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed; run `make test`, which installs requirements.txt")
+    return found
+
+
+def run(cmd: list[str], *, env: dict[str, str] | None = None, timeout: float = 900,
+        cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """Run a command, returning its completed process with output captured."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def notebooks() -> list[Path]:
+    """Every notebook that nbval re-runs: the chapters and the solutions."""
+    return sorted([*ROOT.glob("chapters/*.ipynb"), *ROOT.glob("solutions/*.ipynb")])

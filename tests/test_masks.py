@@ -1,0 +1,54 @@
+"""attnlab.masks: the True = may-attend convention, alignment and errors."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from attnlab.masks import causal_mask, padding_mask
+
+
+def test_causal_mask_is_sdpas_is_causal():
+    g = torch.Generator().manual_seed(0)
+    for T, S in [(1, 1), (4, 4), (3, 7), (7, 3), (1, 5)]:
+        q, k, v = (torch.randn(2, n, 8, generator=g) for n in (T, S, S))
+        torch.testing.assert_close(
+            F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(T, S)),
+            F.scaled_dot_product_attention(q, k, v, is_causal=True),
+        )
+
+
+def test_causal_mask_entries_and_offset():
+    m = causal_mask(3, 5, offset=2)
+    for i in range(3):
+        for j in range(5):
+            assert bool(m[i, j]) == (j <= i + 2)
+    assert causal_mask(4).dtype == torch.bool
+    # bottom-right alignment: the last query sees every key
+    assert causal_mask(2, 6, offset=4)[-1].all()
+
+
+def test_padding_mask_entries_and_shape():
+    m = padding_mask(torch.tensor([0, 2, 4]), 4)
+    assert m.shape == (3, 1, 4) and m.dtype == torch.bool
+    assert m[:, 0].int().tolist() == [[0, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 1]]
+    assert torch.equal(padding_mask([1, 2], 3), padding_mask(torch.tensor([1, 2]), 3))
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: causal_mask(0), "positive integer T"),
+        (lambda: causal_mask(3, 0), "positive integer S"),
+        (lambda: causal_mask(2.5), "positive integer T"),
+        (lambda: causal_mask(2, offset=0.5), "integer offset"),
+        (lambda: padding_mask([1, 5], 4), r"lengths must lie in \[0, S=4\], got \[1, 5\]"),
+        (lambda: padding_mask([-1], 4), r"lengths must lie in \[0, S=4\]"),
+        (lambda: padding_mask(torch.tensor([1.0, 2.0]), 4), "must be integers"),
+        (lambda: padding_mask(torch.ones(2, 2, dtype=torch.long), 4), r"1-D sequence \(B,\)"),
+        (lambda: padding_mask([], 4), "non-empty"),
+        (lambda: padding_mask([1], 0), "positive integer S"),
+    ],
+)
+def test_mask_errors(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
