@@ -96,16 +96,28 @@ def check_mask(mask: object, target: torch.Size, target_name: str) -> torch.Tens
             f"{tgt} has {len(target)}; a mask is (T, S) or has one dim per {target_name} dim "
             "(use size 1 where it is shared, e.g. mask[:, None] to add a head axis)"
         )
-    try:
-        broadcast = torch.broadcast_shapes(mask.shape, target)
-    except RuntimeError:
-        broadcast = None
-    if broadcast != target:
+    if broadcast_shape(tuple(mask.shape), tuple(target)) != tuple(target):
         raise ValueError(
             f"mask of shape {shape_str(mask)} does not broadcast to the {target_name} "
             f"of shape {tgt} (..., T, S)"
         )
     return mask
+
+
+def broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The shape that ``a`` and ``b`` broadcast to, or None if they do not.
+
+    (``torch.broadcast_shapes`` does the same, but its first call imports
+    ``torch._refs``, which costs most of a second.)
+    """
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
+    out = []
+    for x, y in zip(a, b):
+        if x != y and 1 not in (x, y):
+            return None
+        out.append(y if x == 1 else x)
+    return tuple(out)
 
 
 def check_dim(x_shape: tuple[int, ...], dim: int) -> int:

@@ -14,8 +14,11 @@ import torch
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
-__all__ = ["heatmap", "bar"]
+    from attnlab.train import History
+
+__all__ = ["heatmap", "bar", "alignment", "attention_grid", "learning_curves"]
 
 
 def _to_numpy(x: Any, name: str) -> np.ndarray:
@@ -167,3 +170,130 @@ def bar(
         ax.legend(frameon=False)
     ax.margins(y=0.15)
     return ax
+
+
+def alignment(
+    weights: torch.Tensor | np.ndarray,
+    source: Sequence[str],
+    output: Sequence[str],
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes:
+    """An alignment map: which source tokens each output token attended to.
+
+    Args:
+        weights: (T, S) attention weights of one example.
+        source: S source tokens (columns).
+        output: T output tokens (rows).
+        ax: the axes to draw on; a new figure when None.
+        title: the title.
+
+    Shape:
+        weights (T, S).
+
+    Returns:
+        The Matplotlib ``Axes``.
+    """
+    return heatmap(weights, list(source), list(output), ax=ax, title=title,
+                   xlabel="source", ylabel="output", colorbar=False)
+
+
+def attention_grid(
+    weights: torch.Tensor | np.ndarray | Sequence[torch.Tensor],
+    x_labels: Sequence[str] | None = None,
+    y_labels: Sequence[str] | None = None,
+    *,
+    title: str | None = None,
+    size: float = 2.2,
+) -> Figure:
+    """A grid of attention maps: one row per layer, one column per head.
+
+    Args:
+        weights: (L, H, T, S) for one example, or a sequence of L tensors
+            (H, T, S) (e.g. one per layer, batch index already taken).
+        x_labels: S key labels, or None.
+        y_labels: T query labels, or None.
+        title: the figure's title.
+        size: inches per panel.
+
+    Shape:
+        weights (L, H, T, S).
+
+    Returns:
+        The Matplotlib ``Figure``.
+
+    Example:
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> fig = attention_grid(torch.softmax(torch.randn(2, 3, 4, 4), -1))
+        >>> len(fig.axes)
+        6
+    """
+    import matplotlib.pyplot as plt
+
+    if isinstance(weights, (list, tuple)):
+        weights = torch.stack([torch.as_tensor(w) for w in weights])
+    w = _to_numpy(weights, "weights")
+    if w.ndim != 4:
+        raise ValueError(f"attention_grid needs weights (L, H, T, S), got shape {w.shape}")
+    L, H, T, S = w.shape
+    fig, axes = plt.subplots(L, H, figsize=(size * H + 0.5, size * L + 0.4), squeeze=False,
+                             layout="constrained")
+    for layer in range(L):
+        for head in range(H):
+            ax = axes[layer][head]
+            heatmap(w[layer, head], x_labels, y_labels, ax=ax, colorbar=False,
+                    xlabel="" if layer < L - 1 else "keys", ylabel="" if head else "queries",
+                    title=f"layer {layer + 1}, head {head + 1}")
+            if T > 12:
+                ax.set_yticks([])
+            if S > 12:
+                ax.set_xticks([])
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def learning_curves(
+    histories: History | Mapping[str, History],
+    metric: str | None = None,
+    *,
+    axes: Sequence[Axes] | None = None,
+) -> Sequence[Axes]:
+    """Training loss (log scale) and, optionally, an evaluation metric against steps.
+
+    Args:
+        histories: a :class:`attnlab.train.History`, or a mapping from a
+            label to one (several runs on the same axes).
+        metric: the name of an evaluation metric to plot beside the loss.
+        axes: one or two axes to draw on; new ones when None.
+
+    Returns:
+        The axes: ``[loss]`` or ``[loss, metric]``.
+    """
+    import matplotlib.pyplot as plt
+
+    runs = dict(histories) if isinstance(histories, Mapping) else {"": histories}
+    n = 2 if metric else 1
+    if axes is None:
+        _, axes = plt.subplots(1, n, figsize=(4.5 * n, 3.2), layout="constrained", squeeze=False)
+        axes = list(axes[0])
+    if len(axes) != n:
+        raise ValueError(f"learning_curves needs {n} axes, got {len(axes)}")
+    for label, h in runs.items():
+        axes[0].plot(h.steps, h.loss, label=label or None)
+        if metric:
+            if not h.evals or metric not in h.evals[0]:
+                raise ValueError(f"metric {metric!r} is not in the history's evaluations")
+            axes[1].plot(h.eval_steps, h.metric(metric), marker="o", label=label or None)
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("step")
+    axes[0].set_ylabel("training loss")
+    if metric:
+        axes[1].set_xlabel("step")
+        axes[1].set_ylabel(metric)
+    if len(runs) > 1:
+        for ax in axes:
+            ax.legend(frameon=False)
+    return axes

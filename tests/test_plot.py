@@ -9,7 +9,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from attnlab.plot import bar, heatmap  # noqa: E402
+from attnlab.plot import alignment, attention_grid, bar, heatmap, learning_curves  # noqa: E402
+from attnlab.train import History  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -49,3 +50,32 @@ def test_bar_errors():
         bar({"a": [1, 2], "b": [1, 2, 3]})
     with pytest.raises(ValueError, match="3 labels for 2 values"):
         bar([1, 2], list("abc"))
+
+
+def test_attention_grid_has_one_panel_per_layer_and_head():
+    w = torch.softmax(torch.randn(2, 3, 4, 5), -1)
+    fig = attention_grid(w, list("abcde"), list("wxyz"), title="maps")
+    assert len(fig.axes) == 6
+    np.testing.assert_allclose(fig.axes[4].images[0].get_array(), w[1, 1].numpy(), rtol=1e-6)
+    assert fig.axes[4].get_title() == "layer 2, head 2"
+    fig = attention_grid([w[0], w[1]])
+    assert len(fig.axes) == 6
+    with pytest.raises(ValueError, match=r"\(L, H, T, S\), got shape \(3, 4, 5\)"):
+        attention_grid(w[0])
+
+
+def test_alignment_labels_source_and_output():
+    ax = alignment(np.eye(3), "abc", "xyz")
+    assert ax.get_xlabel() == "source" and ax.get_ylabel() == "output"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+
+
+def test_learning_curves_plot_loss_and_metric():
+    h = History(steps=[0, 10, 20], loss=[2.0, 1.0, 0.5], eval_steps=[10, 20],
+                evals=[{"acc": 0.5}, {"acc": 0.9}])
+    loss_ax, metric_ax = learning_curves({"a": h, "b": h}, "acc")
+    assert list(loss_ax.lines[0].get_ydata()) == [2.0, 1.0, 0.5]
+    assert list(metric_ax.lines[1].get_ydata()) == [0.5, 0.9]
+    assert loss_ax.get_yscale() == "log"
+    with pytest.raises(ValueError, match="metric 'f1' is not in"):
+        learning_curves(h, "f1")

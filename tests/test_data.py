@@ -1,0 +1,109 @@
+"""attnlab.data: deterministic generators, disjoint splits, correct targets, clear errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import torch
+
+from attnlab.data import (
+    DATE_FORMATS,
+    CharTokenizer,
+    addition_task,
+    batches,
+    dates_task,
+    format_date,
+    reversal_task,
+    sorting_task,
+)
+
+
+def test_tokenizer_round_trip_and_errors():
+    tok = CharTokenizer("abc")
+    assert tok.decode(tok.encode("cab", bos=True, eos=True)) == "cab"
+    assert tok.decode(torch.tensor([3, 2, 4])) == "a"  # stops at <eos>
+    with pytest.raises(ValueError, match=r"character 'z' at position 1 of 'az'"):
+        tok.encode("az")
+    with pytest.raises(ValueError, match="repeated characters"):
+        CharTokenizer("aba")
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        tok.decode([9])
+    ids, lengths = tok.batch(["ab", "c"], bos=True, eos=True, length=6)
+    assert ids.tolist() == [[1, 3, 4, 2, 0, 0], [1, 5, 2, 0, 0, 0]] and lengths.tolist() == [4, 3]
+    with pytest.raises(ValueError, match="shorter than the longest"):
+        tok.batch(["abc"], length=2)
+
+
+def test_dates_task_is_deterministic_disjoint_and_correct():
+    a, b = dates_task(500, 200, seed=3), dates_task(500, 200, seed=3)
+    assert a.train == b.train and a.test == b.test
+    assert dates_task(500, 200, seed=4).train != a.train
+    assert not set(a.train.targets) & set(a.test.targets)
+    for split in (a.train, a.test):
+        for source, target in zip(split.sources, split.targets):
+            date = dt.date.fromisoformat(target)
+            assert any(format_date(date, f) == source for f in DATE_FORMATS), (source, target)
+    used = {f for f in DATE_FORMATS for s, t in zip(a.train.sources, a.train.targets)
+            if format_date(dt.date.fromisoformat(t), f) == s}
+    assert used == set(DATE_FORMATS)
+    src, src_lengths, tgt = a.tensors("test")
+    assert src.shape[0] == 200 and tgt.shape == (200, 12)
+    assert a.tgt_tokenizer.decode(tgt[0]) == a.test.targets[0]
+    assert a.src_tokenizer.decode(src[0][: src_lengths[0]]) == a.test.sources[0]
+
+
+def test_date_formats_are_unambiguous():
+    # no two different dates share a written form, in any format
+    day, seen = dt.date(1950, 1, 1), {}
+    while day <= dt.date(2049, 12, 31):
+        for f in DATE_FORMATS:
+            text = format_date(day, f)
+            assert seen.setdefault(text, day) == day, text
+        day += dt.timedelta(days=1)
+    assert format_date(dt.date(2026, 11, 24), "Tuesday, November 24, 2026") == (
+        "Tuesday, November 24, 2026")
+
+
+def test_reversal_and_sorting_targets_and_disjoint_splits():
+    for make, fn in ((reversal_task, lambda s: s[::-1]),
+                     (sorting_task, lambda s: "".join(sorted(s)))):
+        task = make(300, 100, seed=2)
+        assert not set(task.train.sources) & set(task.test.sources)
+        assert all(t == fn(s) for s, t in zip(task.test.sources, task.test.targets))
+        assert all(4 <= len(s) <= 12 for s in task.train.sources)
+        assert make(300, 100, seed=2).test == task.test
+    with pytest.raises(ValueError, match="more than half"):
+        reversal_task(5, 5, min_len=1, max_len=3, alphabet="ab")
+
+
+def test_addition_task_sums_masks_and_disjoint_pairs():
+    task = addition_task(2000, 500, seed=1)
+    def pair(p):
+        x, y = p[:-1].split("+")
+        return min(int(x), int(y)), max(int(x), int(y))
+    assert not {pair(p) for p in task.train.sources} & {pair(p) for p in task.test.sources}
+    for p, a in zip(task.test.sources, task.test.targets):
+        assert sum(pair(p)) == int(a)
+    ids, answer = task.tensors("train")
+    tok = task.tokenizer
+    for n in range(5):
+        text = task.train.sources[n] + task.train.targets[n]
+        predicted = ids[n, 1:][answer[n]]  # the targets where the loss counts
+        assert tok.decode(predicted) == task.train.targets[n]
+        assert predicted[-1] == tok.eos_id
+        assert tok.decode(ids[n]) == text
+    padded = addition_task(10, 5, pad=True, reverse_answer=True, seed=0)
+    p, a = padded.train.sources[0], padded.train.targets[0]
+    assert len(p) == 8 and len(a) == 4 and int(a[::-1]) == sum(int(x) for x in p[:-1].split("+"))
+    with pytest.raises(ValueError, match="exceeds the 55 distinct pairs"):
+        addition_task(50, 10, n_digits=1)
+
+
+def test_batches_cover_everything_once():
+    g = torch.Generator().manual_seed(0)
+    seen = torch.cat(list(batches(103, 10, generator=g)))
+    assert sorted(seen.tolist()) == list(range(103))
+    assert [len(b) for b in batches(10, 4, shuffle=False, drop_last=True)] == [4, 4]
+    with pytest.raises(ValueError, match="batch_size >= 1"):
+        next(batches(10, 0))
