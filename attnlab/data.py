@@ -246,8 +246,9 @@ def _month(d: dt.date) -> str:
     return _MONTHS[d.month - 1]
 
 
-# Each format is unambiguous within the years 1950-2049 (two-digit years: 50-99 -> 19xx,
-# 00-49 -> 20xx); slashes are always month/day (US), dots always day.month (European).
+#: The date formats, each named by how it writes 24 November 2026. Each is unambiguous within
+#: the years 1950-2049 (two-digit years: 50-99 -> 19xx, 00-49 -> 20xx); slashes are always
+#: month/day (US), dots always day.month (European).
 DATE_FORMATS: dict[str, Callable[[dt.date], str]] = {
     "24 Nov 2026": lambda d: f"{d.day} {_month(d)[:3].title()} {d.year}",
     "24 November 2026": lambda d: f"{d.day} {_month(d).title()} {d.year}",

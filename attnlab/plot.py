@@ -270,7 +270,7 @@ def learning_curves(
         axes: one or two axes to draw on; new ones when None.
 
     Returns:
-        The axes: ``[loss]`` or ``[loss, metric]``.
+        A list of axes, ``[loss]`` or ``[loss, metric]``.
     """
     import matplotlib.pyplot as plt
 

@@ -66,14 +66,25 @@ class History:
     steps: list[int] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # seconds since the start, per logged step
     eval_steps: list[int] = field(default_factory=list)
     evals: list[dict[str, float]] = field(default_factory=list)
-    seconds: float = 0.0
-    tokens: int = 0  # tokens processed, when the batch function reports them
+    seconds: float = 0.0  # the whole training loop, evaluations excluded
 
     def metric(self, name: str) -> list[float]:
         """The values of one evaluation metric, in order."""
         return [e[name] for e in self.evals]
+
+    def throughput(self, items_per_step: float, skip: int = 1) -> float:
+        """Items (e.g. tokens) per second over the logged steps after the first ``skip``.
+
+        Skipping the first logged step leaves out start-up costs (the first
+        kernels, ``torch.compile``).
+        """
+        if len(self.steps) <= skip:
+            raise ValueError(f"need more than {skip} logged steps, have {len(self.steps)}")
+        steps = self.steps[-1] - self.steps[skip]
+        return items_per_step * steps / (self.times[-1] - self.times[skip])
 
     @property
     def last(self) -> dict[str, float]:
@@ -147,8 +158,8 @@ def fit(
             gradients.
 
     Returns:
-        The history: training loss and learning rate every ``log_every``
-        steps, the evaluations, the time taken.
+        A :class:`History` with the training loss and learning rate every
+        ``log_every`` steps, the evaluations and the time taken.
     """
     if config.steps < 1:
         raise ValueError(f"steps must be positive, got {config.steps}")
@@ -196,6 +207,7 @@ def fit(
             history.steps.append(step)
             history.loss.append(float(loss.detach()))
             history.lr.append(lr)
+            history.times.append(time.perf_counter() - start)  # float(loss) synchronised
         if config.eval_every and (step + 1) % config.eval_every == 0 and step + 1 < config.steps:
             evaluate(step + 1)
         if bar is not None:

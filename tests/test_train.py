@@ -98,3 +98,11 @@ def test_sequence_loss_counts_only_the_masked_positions():
     torch.testing.assert_close(sequence_loss(logits, targets, mask), expected)
     with pytest.raises(ValueError, match=r"logits must be \(B, T, V\)"):
         sequence_loss(logits, targets[:, :2])
+
+
+def test_history_throughput_uses_the_logged_times():
+    h = History(steps=[0, 10, 20, 30], times=[5.0, 6.0, 7.0, 8.0])
+    assert h.throughput(100) == pytest.approx(100 * 20 / 2.0)
+    assert h.throughput(100, skip=0) == pytest.approx(100 * 30 / 3.0)
+    with pytest.raises(ValueError, match="more than 4 logged steps"):
+        h.throughput(1, skip=4)
