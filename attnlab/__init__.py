@@ -22,8 +22,16 @@ Modules:
 
 - :mod:`attnlab.functional` -- softmax, scores, attention (pure functions)
 - :mod:`attnlab.masks` -- causal and padding masks
+- :mod:`attnlab.pooling` -- attention pooling as kernel regression
+- :mod:`attnlab.layers` -- additive and multi-head attention, positions, Transformer blocks
+- :mod:`attnlab.models` -- seq2seq, Transformer and GPT, with typed configs
+- :mod:`attnlab.data` -- synthetic tasks and tokenizers
+- :mod:`attnlab.train` -- the training loop, checkpoints
+- :mod:`attnlab.perf` -- FLOPs, MFU and peak memory
+- :mod:`attnlab.distributed` -- DistributedDataParallel training under torchrun
+- :mod:`attnlab.grading` -- exercise checks and the grader
 - :mod:`attnlab.utils` -- seeding and device selection
-- :mod:`attnlab.plot` -- heatmaps and bar plots of attention weights
+- :mod:`attnlab.plot` -- heatmaps, attention grids, learning curves
 """
 
 __version__ = "0.1.0"
