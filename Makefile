@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # CI has 2 cores; the committed outputs are reproduced with 2 threads here and with 1 in a test.
 THREADS ?= 2
 
-.PHONY: all book test lab lint clean venv
+.PHONY: all book test lab lint clean venv exercises
 
 all: book
 
@@ -30,6 +30,14 @@ test: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+
+# Regenerate every exercise set from its source: student and solution notebooks, tests bundle;
+# then execute the solutions (they are committed with outputs, like the chapters).
+exercises: venv
+	$(VENV)/bin/attnlab exercises build exercises/source/*.ipynb
+	for nb in solutions/*.ipynb; do \
+	  OMP_NUM_THREADS=$(THREADS) $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; \
+	done
 
 lab: venv
 	$(VENV)/bin/jupyter lab chapters

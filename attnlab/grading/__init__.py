@@ -1,0 +1,78 @@
+"""Graded exercises: a student's ``check`` cells, and the instructor's grader.
+
+In an exercise notebook::
+
+    from attnlab.grading import checker
+    check = checker("01_softmax")
+    ...
+    check("q1")   # runs the public tests of question q1 and says what is wrong
+
+The grade itself comes from ``attnlab grade`` (:mod:`attnlab.grading.grade`),
+which runs each submission in a sandboxed process and compares its results in
+another: nothing a notebook does changes how it is scored.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["checker"]
+
+
+def _tests_folder() -> Path:
+    custom = os.environ.get("ATTNLAB_TESTS")
+    return Path(custom) if custom else Path(__file__).parent / "bundles"
+
+
+def checker(set_name: str) -> Callable[[str], None]:
+    """A ``check(question)`` function for one exercise set.
+
+    ``check("q1")`` runs question q1's public tests on the names defined in
+    the notebook and prints what is right or wrong. It is feedback only: the
+    hidden tests count too, and the score comes from the grader.
+    """
+    from attnlab.grading.spec import load_set
+
+    exercise_set = load_set(_tests_folder() / set_name)
+
+    def check(name: str) -> None:
+        if os.environ.get("ATTNLAB_GRADING") == "1":
+            return  # while grading, checks are not run
+        from attnlab.grading.compare import CallResult, score_question
+
+        q = exercise_set.question(name)
+        frame = inspect.currentframe()
+        namespace: dict[str, Any] = frame.f_back.f_globals if frame and frame.f_back else {}
+        if q.variable is not None:
+            value = namespace.get(q.variable, NotImplemented)
+            if value is NotImplemented:
+                got = [CallResult(error=f"NameError: {q.variable!r} is not defined")]
+            elif value is Ellipsis:
+                got = [CallResult(error=f"{q.variable} is still `...`: replace it with your "
+                                        "answer")]
+            else:
+                got = [CallResult(value=value)]
+        else:
+            from attnlab.grading.compare import call_case
+
+            fn = namespace.get(q.function or "")
+            public = [c for c, hidden in q.cases if not hidden]
+            if not callable(fn):
+                got = [CallResult(error=f"NameError: no function {q.function!r} is defined")
+                       for _ in public]
+            else:
+                got = [call_case(fn, c) for c in public]
+        result = score_question(q, got, only_public=True)
+        n = len(got)
+        if result.feedback == "correct":
+            print(f"{name}: passed {n} public test{'s' * (n != 1)}. "
+                  "Hidden tests also count toward your score.")
+        else:
+            print(f"{name}: not yet. {result.feedback}\n"
+                  "(Hidden tests also count toward your score.)")
+
+    return check

@@ -1,0 +1,327 @@
+"""The exercise sets and the grader: generation without drift, full marks for solutions, zero for
+blank notebooks, the named misconceptions, and hostile submissions that change nothing."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from attnlab.grading.assign import build_set, split_source
+from attnlab.grading.compare import reference_outputs, score_question
+from attnlab.grading.grade import bundled_tests, grade, write_csv, write_json
+from attnlab.grading.spec import load_set
+from conftest import ROOT, run, tool
+
+SOURCES = sorted((ROOT / "exercises" / "source").glob("*.ipynb"))
+SETS = [p.stem for p in SOURCES]
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def code_of(nb: dict) -> list[tuple[str, str, str]]:
+    return [(c["id"], c["cell_type"], "".join(c["source"])) for c in nb["cells"]]
+
+
+def with_cells(nb: dict, *sources: str) -> dict:
+    """A copy of ``nb`` with code cells appended."""
+    nb = copy.deepcopy(nb)
+    for i, src in enumerate(sources):
+        nb["cells"].append({"cell_type": "code", "id": f"added-{i}", "metadata": {},
+                            "execution_count": None, "outputs": [], "source": src})
+    return nb
+
+
+def write(tmp_path: Path, name: str, nb: dict | str | bytes) -> Path:
+    path = tmp_path / name
+    if isinstance(nb, dict):
+        path.write_text(json.dumps(nb))
+    elif isinstance(nb, bytes):
+        path.write_bytes(nb)
+    else:
+        path.write_text(nb)
+    return path
+
+
+# ------------------------------------------------------------------------ generation
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=SETS)
+def test_committed_notebooks_and_bundles_match_their_source(source, tmp_path):
+    build_set(source, exercises=tmp_path / "ex", solutions=tmp_path / "sol",
+              bundles=tmp_path / "bundles")
+    name = source.stem
+    for generated, committed in ((tmp_path / "ex" / f"{name}.ipynb",
+                                  ROOT / "exercises" / f"{name}.ipynb"),
+                                 (tmp_path / "sol" / f"{name}.ipynb",
+                                  ROOT / "solutions" / f"{name}.ipynb")):
+        assert code_of(load(generated)) == code_of(load(committed)), (
+            f"{committed.relative_to(ROOT)} has drifted from {source.relative_to(ROOT)}: "
+            "run `make exercises`")
+    for f in ("set.json", "tests.py"):
+        assert (tmp_path / "bundles" / name / f).read_text() == \
+            (bundled_tests() / name / f).read_text(), f"bundle {name}/{f} drifted: make exercises"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=SETS)
+def test_student_notebooks_hide_solutions_and_tests(source):
+    source_nb = load(source)
+    student = load(ROOT / "exercises" / f"{source.stem}.ipynb")
+    text = "\n".join(src for _, _, src in code_of(student))
+    assert "# TESTS" not in text and "BEGIN SOLUTION" not in text and "# SOLUTION" not in text
+    assert "misconception(" not in text and "..." in text
+    assert all(not c.get("outputs") for c in student["cells"] if c["cell_type"] == "code")
+    assert student["metadata"]["attnlab"]["set"] == source.stem
+    assert len(student["cells"]) < len(source_nb["cells"])
+
+
+def test_source_errors_are_clear(tmp_path):
+    nb = load(SOURCES[0])
+    broken = copy.deepcopy(nb)
+    cell = next(c for c in broken["cells"] if "# BEGIN SOLUTION" in "".join(c["source"]))
+    cell["source"] = "".join(cell["source"]).replace("# END SOLUTION", "")
+    with pytest.raises(ValueError, match="BEGIN SOLUTION without END SOLUTION"):
+        split_source(broken)
+    del broken["metadata"]["attnlab"]
+    with pytest.raises(ValueError, match='metadata "attnlab"'):
+        split_source(broken)
+
+
+# ------------------------------------------------------------------------ the scores
+
+
+@pytest.fixture(scope="module")
+def solution_and_blank_results():
+    files = [str(ROOT / "solutions" / f"{s}.ipynb") for s in SETS] + \
+            [str(ROOT / "exercises" / f"{s}.ipynb") for s in SETS]
+    return {Path(r.submission).parent.name + "/" + Path(r.submission).stem: r
+            for r in grade(files, jobs=2)}
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_solutions_score_full_marks(solution_and_blank_results, name):
+    r = solution_and_blank_results[f"solutions/{name}"]
+    assert r.error is None and r.set == name
+    assert r.score == r.max_score > 0, [q for q in r.questions if q["score"] < q["max_score"]]
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_untouched_student_notebooks_score_zero_without_crashing(solution_and_blank_results,
+                                                                 name):
+    r = solution_and_blank_results[f"exercises/{name}"]
+    assert r.set == name and r.score == 0 and r.error is None
+    assert len(r.questions) == len(load_set(bundled_tests() / name).questions)
+    assert all(q["feedback"] != "correct" for q in r.questions)
+
+
+def misconception_rounds(name: str) -> list[tuple[str, dict[str, tuple[str, float]]]]:
+    """Cells that plant the k-th misconception of every question, with the expected outcome.
+
+    Planting one mistake per question in a single notebook keeps the number of graded
+    notebooks small; questions are independent, so each loses exactly its own points.
+    """
+    s = load_set(bundled_tests() / name)
+    rounds = []
+    depth = max(len(q.misconceptions) for q in s.questions)
+    for k in range(depth):
+        cells, expected = [], {}
+        for q in s.questions:
+            if k >= len(q.misconceptions):
+                continue
+            m = q.misconceptions[k]
+            if m.code is not None:
+                cells.append(m.code)
+                from attnlab.grading.compare import CallResult
+
+                wrong = reference_outputs(q, m.code)
+                score = score_question(q, [CallResult(value=w.value, error=w.error)
+                                           for w in wrong]).score
+            else:
+                cells.append(f"{q.variable} = {m.value!r}")
+                score = 0.0
+            assert score < q.points, f"{name}/{q.name}: '{m.message}' loses no points"
+            expected[q.name] = (m.message, score)
+        rounds.append(("\n\n".join(cells), expected))
+    return rounds
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_each_misconception_loses_its_points_and_is_named(name, tmp_path):
+    solution = load(ROOT / "solutions" / f"{name}.ipynb")
+    rounds = misconception_rounds(name)
+    paths = [write(tmp_path, f"{name}_wrong{k}.ipynb", with_cells(solution, cells))
+             for k, (cells, _) in enumerate(rounds)]
+    results = grade([str(p) for p in paths], jobs=2)
+    for (_, expected), r in zip(rounds, results):
+        assert r.error is None, r.error
+        by_name = {q["name"]: q for q in r.questions}
+        for qname, q in by_name.items():
+            if qname in expected:
+                message, score = expected[qname]
+                assert q["score"] == score, (qname, q)
+                assert q["feedback"].startswith(message), (qname, q["feedback"])
+            else:
+                assert q["score"] == q["max_score"], (qname, q)
+
+
+# ------------------------------------------------------------------- hostile submissions
+
+
+SOFTMAX_WRONG = "def stable_softmax(x, dim=-1):\n    return x * 0\n"
+
+TAMPERING = {
+    "redefines_check": "check = lambda name: print('all correct!')\n" + SOFTMAX_WRONG,
+    "patches_comparisons": (
+        "import numpy, torch, math\n"
+        "numpy.allclose = lambda *a, **k: True\n"
+        "numpy.testing.assert_allclose = lambda *a, **k: None\n"
+        "torch.testing.assert_close = lambda *a, **k: None\n"
+        "torch.allclose = lambda *a, **k: True\n"
+        "math.isclose = lambda *a, **k: True\n"
+        "import attnlab.grading.compare as c\n"
+        "c.differs = lambda *a, **k: None\n" + SOFTMAX_WRONG),
+    "patches_builtins": ("import builtins\nbuiltins.isinstance = lambda *a: True\n"
+                         + SOFTMAX_WRONG),
+    "exits_politely": SOFTMAX_WRONG + "import sys\nsys.exit(0)\n",
+    "raises_keyboardinterrupt": SOFTMAX_WRONG + "raise KeyboardInterrupt\n",
+}
+
+
+def test_tampering_changes_no_score_and_spares_the_batch(tmp_path):
+    solution = load(ROOT / "solutions" / "01_softmax.ipynb")
+    paths = [write(tmp_path, f"01_softmax_{name}.ipynb", with_cells(solution, code))
+             for name, code in TAMPERING.items()]
+    paths.append(write(tmp_path, "01_softmax_honest.ipynb", solution))
+    results = grade([str(p) for p in paths], jobs=2)
+    *hostile, honest = results
+    assert honest.score == honest.max_score and honest.error is None
+    for name, r in zip(TAMPERING, hostile):
+        q1 = r.questions[0]
+        assert q1["score"] == 0.0, (name, q1)
+        assert r.score == r.max_score - 2, (name, r.score, r.questions)
+
+
+def test_hard_exits_hangs_garbage_and_deleted_cells_get_rows(tmp_path):
+    solution = load(ROOT / "solutions" / "01_softmax.ipynb")
+    deleted = copy.deepcopy(solution)
+    deleted["cells"] = [c for c in deleted["cells"]
+                        if "def masked_softmax" not in "".join(c["source"])]
+    files = [
+        write(tmp_path, "01_softmax_os_exit.ipynb",
+              with_cells(solution, "import os\nos._exit(0)")),
+        write(tmp_path, "01_softmax_loop.ipynb", with_cells(solution, "while True:\n    pass")),
+        write(tmp_path, "01_softmax_garbage.ipynb", os.urandom(2000)),
+        write(tmp_path, "01_softmax_text.ipynb", "my answers are in my head"),
+        write(tmp_path, "01_softmax_deleted.ipynb", deleted),
+        write(tmp_path, "notes.ipynb", {"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+                                        "cells": []}),
+        write(tmp_path, "01_softmax_honest.ipynb", solution),
+    ]
+    results = grade([str(f) for f in files], timeout=25, jobs=2)
+    assert [Path(r.submission).name for r in results] == [f.name for f in files]
+    os_exit, loop, garbage, text, gone, unknown, honest = results
+    assert os_exit.score == 0 and "ended the grading process" in os_exit.error
+    assert loop.score == 0 and "timed out after 25 s" in loop.error
+    assert garbage.score == 0 and "not a Jupyter notebook" in garbage.error
+    assert text.score == 0 and "not a Jupyter notebook" in text.error
+    assert "deleted" in gone.error and gone.score == gone.max_score - 2
+    assert unknown.set is None and "unknown exercise set" in unknown.error
+    assert honest.score == honest.max_score and honest.error is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="file protection needs the grader to run as root "
+                                              "(the child then runs as 'nobody')")
+def test_submissions_cannot_read_or_write_the_graders_files(tmp_path):
+    tests_dir = tmp_path / "course-tests"
+    shutil.copytree(bundled_tests(), tests_dir)
+    os.chmod(tests_dir, 0o700)
+    tests_py = tests_dir / "01_softmax" / "tests.py"
+    before = hashlib.sha256(tests_py.read_bytes()).hexdigest()
+    solution = load(ROOT / "solutions" / "01_softmax.ipynb")
+    attack = with_cells(solution, f"""
+try:
+    open({str(tests_py)!r}).read()
+    q3_largest_position = 5
+except OSError:
+    q3_largest_position = 3   # could not read the hidden tests
+for target in ({str(tests_py)!r}, {str(ROOT / 'attnlab' / 'grading' / 'compare.py')!r}):
+    try:
+        with open(target, 'a') as f:
+            f.write('\\n# tampered\\n')
+    except OSError:
+        pass
+""")
+    results = grade([str(write(tmp_path, "01_softmax_attack.ipynb", attack)),
+                     str(write(tmp_path, "01_softmax_after.ipynb", solution))],
+                    tests=tests_dir, jobs=1)
+    assert results[0].questions[2]["score"] == 0  # the read failed
+    assert hashlib.sha256(tests_py.read_bytes()).hexdigest() == before
+    assert "# tampered" not in (ROOT / "attnlab" / "grading" / "compare.py").read_text()
+    assert results[1].score == results[1].max_score
+
+
+def test_submissions_have_no_network(tmp_path):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    try:
+        solution = load(ROOT / "solutions" / "01_softmax.ipynb")
+        probe = with_cells(solution, f"""
+import socket
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=3).close()
+    q3_largest_position = 5
+except OSError:
+    q3_largest_position = 3   # no network
+""")
+        (r,) = grade([str(write(tmp_path, "01_softmax_net.ipynb", probe))])
+        assert r.questions[2]["score"] == 0
+    finally:
+        server.close()
+
+
+# ------------------------------------------------------------------- the command line
+
+
+def test_cli_writes_json_csv_and_a_table(tmp_path):
+    sol = ROOT / "solutions" / "01_softmax.ipynb"
+    blank = ROOT / "exercises" / "01_softmax.ipynb"
+    junk = write(tmp_path, "junk.ipynb", b"\x00\x01")
+    proc = run([tool("attnlab"), "grade", str(sol), str(blank), str(junk), "--json",
+                str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv")], timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "10 / 10" in proc.stdout and "not a Jupyter notebook" in proc.stdout
+    rows = json.loads((tmp_path / "r.json").read_text())
+    assert [set(r) for r in rows] == [{"submission", "set", "score", "max_score", "questions",
+                                       "error"}] * 3
+    assert rows[0]["submission"] == str(sol) and rows[0]["score"] == 10
+    assert set(rows[0]["questions"][0]) == {"name", "score", "max_score", "feedback"}
+    lines = (tmp_path / "r.csv").read_text().splitlines()
+    assert lines[0] == "submission,set,q1,q2,q3,q4,q5,q6,score,max_score,error"
+    assert len(lines) == 4
+
+
+def test_cli_usage_errors_exit_nonzero(tmp_path):
+    assert run([tool("attnlab"), "grade", str(tmp_path / "missing.ipynb")]).returncode == 2
+    assert run([tool("attnlab"), "grade"]).returncode == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run([tool("attnlab"), "grade", str(ROOT / "solutions"), "--tests", str(empty)])
+    assert proc.returncode == 2 and "no tests bundles" in proc.stderr
+
+
+def test_json_and_csv_writers_handle_error_rows(tmp_path):
+    results = grade([str(write(tmp_path, "x.ipynb", "{}"))])
+    write_json(results, tmp_path / "r.json")
+    write_csv(results, tmp_path / "r.csv")
+    assert json.loads((tmp_path / "r.json").read_text())[0]["error"]
+    assert "not a Jupyter notebook" in (tmp_path / "r.csv").read_text()
