@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -23,8 +24,14 @@ def html(tmp_path_factory):
 def toc_files() -> list[str]:
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     files = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries:
+            files.append(entry["file"])
+            walk(entry.get("sections", []))
+
     for part in toc.get("parts", []):
-        files += [entry["file"] for entry in part["chapters"]]
+        walk(part["chapters"])
     return files
 
 
@@ -68,3 +75,13 @@ def test_bibliography_lists_the_cited_papers(html):
     page = (html / "book" / "bibliography.html").read_text()
     for author in ("Vaswani", "Bahdanau", "Luong"):
         assert author in page
+
+
+def test_exercises_page_lists_every_set_and_each_set_is_a_page():
+    page = (ROOT / "book" / "exercises.md").read_text()
+    listed = toc_files()
+    for bundle in sorted((ROOT / "attnlab" / "grading" / "bundles").iterdir()):
+        meta = json.loads((bundle / "set.json").read_text())
+        assert f"{{doc}}`../exercises/{meta['name']}`" in page, f"{meta['name']} not listed"
+        assert meta["practises"] in page, f"what {meta['name']} practises is not on the page"
+        assert f"exercises/{meta['name']}" in listed, f"{meta['name']} missing from _toc.yml"
