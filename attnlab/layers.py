@@ -494,14 +494,20 @@ class TransformerBlock(nn.Module):
         self.norm_first = norm_first
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False,
-                cache: KVCache | None = None) -> torch.Tensor:
+                cache: KVCache | None = None, need_weights: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The block's output (B, T, C); with ``need_weights`` also the attention weights
+        (B, H, T, S) of its self-attention."""
+        h = self.norm1(x) if self.norm_first else x
+        attn = self.self_attn(h, mask=mask, causal=causal, cache=cache, need_weights=need_weights)
+        attn, weights = attn if need_weights else (attn, None)
         if self.norm_first:
-            x = x + self.dropout1(self.self_attn(self.norm1(x), mask=mask, causal=causal,
-                                                 cache=cache))
-            return x + self.dropout2(self.ff(self.norm2(x)))
-        x = self.norm1(x + self.dropout1(self.self_attn(x, mask=mask, causal=causal,
-                                                        cache=cache)))
-        return self.norm2(x + self.dropout2(self.ff(x)))
+            x = x + self.dropout1(attn)
+            x = x + self.dropout2(self.ff(self.norm2(x)))
+        else:
+            x = self.norm1(x + self.dropout1(attn))
+            x = self.norm2(x + self.dropout2(self.ff(x)))
+        return (x, weights) if need_weights else x
 
     @classmethod
     def from_torch(cls, layer: nn.TransformerEncoderLayer) -> TransformerBlock:

@@ -206,6 +206,7 @@ def attention_grid(
     *,
     title: str | None = None,
     size: float = 2.2,
+    row_labels: Sequence[str] | None = None,
 ) -> Figure:
     """A grid of attention maps: one row per layer, one column per head.
 
@@ -216,6 +217,8 @@ def attention_grid(
         y_labels: T query labels, or None.
         title: the figure's title.
         size: inches per panel.
+        row_labels: L names for the rows (default ``"layer 1"``, ``"layer 2"``, ...), e.g.
+            to compare models rather than layers.
 
     Shape:
         weights (L, H, T, S).
@@ -238,6 +241,9 @@ def attention_grid(
     if w.ndim != 4:
         raise ValueError(f"attention_grid needs weights (L, H, T, S), got shape {w.shape}")
     L, H, T, S = w.shape
+    if row_labels is not None and len(row_labels) != L:
+        raise ValueError(f"{len(row_labels)} row_labels for L={L} rows")
+    rows = list(row_labels) if row_labels is not None else [f"layer {i + 1}" for i in range(L)]
     fig, axes = plt.subplots(L, H, figsize=(size * H + 0.5, size * L + 0.4), squeeze=False,
                              layout="constrained")
     for layer in range(L):
@@ -245,7 +251,7 @@ def attention_grid(
             ax = axes[layer][head]
             heatmap(w[layer, head], x_labels, y_labels, ax=ax, colorbar=False,
                     xlabel="" if layer < L - 1 else "keys", ylabel="" if head else "queries",
-                    title=f"layer {layer + 1}, head {head + 1}")
+                    title=f"{rows[layer]}, head {head + 1}")
             if T > 12:
                 ax.set_yticks([])
             if S > 12:

@@ -228,3 +228,14 @@ def test_decoder_block_equals_torch_decoder_layer():
                        memory_key_padding_mask=~pad[:, 0])
         torch.testing.assert_close(ours(x, memory, memory_mask=pad), expected,
                                    atol=1e-5, rtol=1e-5)
+
+
+def test_transformer_block_returns_its_attention_weights():
+    for norm_first in (True, False):
+        block = TransformerBlock(8, 2, 16, norm_first=norm_first).eval()
+        x = seeded(2, 5, 8)
+        out, w = block(x, causal=True, need_weights=True)
+        torch.testing.assert_close(out, block(x, causal=True))
+        h = block.norm1(x) if norm_first else x
+        torch.testing.assert_close(w, block.self_attn(h, causal=True, need_weights=True)[1])
+        assert w.shape == (2, 2, 5, 5) and torch.all(w.triu(1) == 0)

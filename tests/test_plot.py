@@ -58,8 +58,10 @@ def test_attention_grid_has_one_panel_per_layer_and_head():
     assert len(fig.axes) == 6
     np.testing.assert_allclose(fig.axes[4].images[0].get_array(), w[1, 1].numpy(), rtol=1e-6)
     assert fig.axes[4].get_title() == "layer 2, head 2"
-    fig = attention_grid([w[0], w[1]])
-    assert len(fig.axes) == 6
+    fig = attention_grid([w[0], w[1]], row_labels=["model A", "model B"])
+    assert len(fig.axes) == 6 and fig.axes[3].get_title() == "model B, head 1"
+    with pytest.raises(ValueError, match="1 row_labels for L=2"):
+        attention_grid(w, row_labels=["x"])
     with pytest.raises(ValueError, match=r"\(L, H, T, S\), got shape \(3, 4, 5\)"):
         attention_grid(w[0])
 
