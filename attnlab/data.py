@@ -220,9 +220,9 @@ class LanguageTask:
         Shape:
             Returns ids (N, L) and answer_mask (N, L - 1) bool.
         """
-        pairs = self.train if split == "train" else self.test
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        pairs = self.train if split == "train" else self.test
         texts = [p + a for p, a in zip(pairs.sources, pairs.targets)]
         ids, lengths = self.tokenizer.batch(texts, bos=True, eos=True)
         positions = torch.arange(ids.shape[1] - 1)  # position t predicts ids[:, t + 1]

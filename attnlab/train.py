@@ -69,7 +69,8 @@ class History:
     times: list[float] = field(default_factory=list)  # seconds since the start, per logged step
     eval_steps: list[int] = field(default_factory=list)
     evals: list[dict[str, float]] = field(default_factory=list)
-    seconds: float = 0.0  # the whole training loop, evaluations excluded
+    seconds: float = 0.0  # the training loop, evaluations excluded
+    eval_seconds: float = 0.0  # time spent in evaluations (and checkpoints) during training
 
     def metric(self, name: str) -> list[float]:
         """The values of one evaluation metric, in order."""
@@ -175,6 +176,7 @@ def fit(
     def evaluate(step: int) -> None:
         if eval_fn is None:
             return
+        began = time.perf_counter()
         model.eval()
         with torch.no_grad(), torch.autocast(device.type, torch.bfloat16, enabled=use_amp):
             metrics = {k: float(v) for k, v in eval_fn(model).items()}
@@ -185,6 +187,7 @@ def fit(
             bar.set_postfix(metrics)
         if config.checkpoint:
             save_checkpoint(config.checkpoint, model, optimizer, step, config)
+        history.eval_seconds += time.perf_counter() - began
 
     model.train()
     start = time.perf_counter()
@@ -207,14 +210,15 @@ def fit(
             history.steps.append(step)
             history.loss.append(float(loss.detach()))
             history.lr.append(lr)
-            history.times.append(time.perf_counter() - start)  # float(loss) synchronised
+            # training time so far: float(loss) has synchronised; evaluations are left out
+            history.times.append(time.perf_counter() - start - history.eval_seconds)
         if config.eval_every and (step + 1) % config.eval_every == 0 and step + 1 < config.steps:
             evaluate(step + 1)
         if bar is not None:
             bar.update(1)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    history.seconds = time.perf_counter() - start
+    history.seconds = time.perf_counter() - start - history.eval_seconds
     evaluate(config.steps)
     if config.checkpoint and eval_fn is None:
         save_checkpoint(config.checkpoint, model, optimizer, config.steps, config)

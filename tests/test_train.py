@@ -106,3 +106,16 @@ def test_history_throughput_uses_the_logged_times():
     assert h.throughput(100, skip=0) == pytest.approx(100 * 30 / 3.0)
     with pytest.raises(ValueError, match="more than 4 logged steps"):
         h.throughput(1, skip=4)
+
+
+def test_history_leaves_evaluation_time_out_of_training_time():
+    import time as _time
+
+    x, y = linear_problem()
+    history = fit(torch.nn.Linear(1, 1), lambda step, g: (x, y),
+                  lambda m, b: F.mse_loss(m(b[0]), b[1]),
+                  TrainConfig(steps=4, eval_every=1, log_every=1, device="cpu"),
+                  lambda m: (_time.sleep(0.2), {"mse": 0.0})[1])
+    assert history.eval_seconds >= 0.6  # three evaluations during training, 0.2 s each
+    assert history.seconds < history.eval_seconds
+    assert history.times == sorted(history.times) and history.times[-1] < 0.5
