@@ -30,6 +30,8 @@ def encode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
 
     if value is None or isinstance(value, (bool, str)):
         return value
+    if value is Ellipsis:
+        return {"ellipsis": True}
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return int(value)
     if isinstance(value, (float, np.floating)):
@@ -77,6 +79,8 @@ def decode(data: Any, arrays: Any, *, build: bool = True) -> Any:
         return data
     if "float" in data:
         return float(data["float"])
+    if "ellipsis" in data:
+        return Ellipsis
     if "tensor" in data:
         a = np.asarray(arrays[data["tensor"]])
         t = torch.from_numpy(a.copy())

@@ -61,9 +61,11 @@ def _shape(x: Any) -> str:
 
 def differs(got: Any, want: Any, atol: float, rtol: float) -> str | None:
     """None when ``got`` equals ``want`` within tolerance, else what is different."""
+    if got is Ellipsis and want is not Ellipsis:
+        return "is `...`: replace it with your code"
+    if got is None and want is not None:
+        return "is None: is the `...` still there, or a `return` missing?"
     if _is_array(want):
-        if got is None:
-            return "is None: is the `...` still there, or a `return` missing?"
         if not _is_array(got) and not isinstance(got, (int, float, list, tuple)):
             return f"returned a {type(got).__name__}, expected an array of shape {_shape(want)}"
         g, w = _as_array(got), _as_array(want)
