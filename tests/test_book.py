@@ -85,3 +85,12 @@ def test_exercises_page_lists_every_set_and_each_set_is_a_page():
         assert f"{{doc}}`../exercises/{meta['name']}`" in page, f"{meta['name']} not listed"
         assert meta["practises"] in page, f"what {meta['name']} practises is not on the page"
         assert f"exercises/{meta['name']}" in listed, f"{meta['name']} missing from _toc.yml"
+
+
+def test_each_chapter_with_exercises_links_to_them():
+    for bundle in sorted((ROOT / "attnlab" / "grading" / "bundles").iterdir()):
+        chapter = ROOT / "chapters" / f"{bundle.name}.ipynb"
+        if chapter.exists():
+            text = "".join("".join(c["source"]) for c in json.loads(chapter.read_text())["cells"]
+                           if c["cell_type"] == "markdown")
+            assert f"{{doc}}`../exercises/{bundle.name}`" in text, f"{chapter.name}: no link"
