@@ -1,5 +1,8 @@
 """Models of the book: RNN encoder-decoders, the Transformer, and a GPT.
 
+The application chapters' models live in modules of this package
+(``attnlab.models.<name>``) and are importable from here too.
+
 Each model is configured by a typed dataclass whose defaults are a small
 preset that trains in well under a minute on a laptop CPU.
 

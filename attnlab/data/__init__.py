@@ -1,5 +1,8 @@
 """Synthetic tasks for the chapters, with character tokenizers and seeded, disjoint splits.
 
+The core tasks are defined here; the application chapters' data generators live in
+modules of this package (``attnlab.data.<name>``).
+
 Every task is generated from a seed, so the same call gives the same data on every machine, and
 its test split never shares an item with its training split (a date, a pair of numbers, a
 sequence), so that test accuracy measures generalisation, not memory.
