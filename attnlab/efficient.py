@@ -1,0 +1,244 @@
+r"""Attention that does not materialise the (T, S) weights, and cheaper approximations.
+
+:func:`chunked_attention` is *exact* attention computed block by block over the
+keys with the online softmax (Milakov & Gimelshein 2018), the idea behind
+FlashAttention (Dao et al. 2022), in plain PyTorch. For each query row it keeps
+a running maximum ``m_i``, a running sum ``l_i`` and an unnormalised output
+``acc``; a new block of scores :math:`s` updates them as
+
+.. math::
+
+    m_i' = \max(m_i, \max_j s_{ij}), \quad
+    l_i' = e^{m_i - m_i'} l_i + \sum_j e^{s_{ij} - m_i'}, \quad
+    \text{acc}_i' = e^{m_i - m_i'} \text{acc}_i + \sum_j e^{s_{ij} - m_i'} v_j,
+
+and the output is ``acc / l``. Its backward pass recomputes each block's
+weights from the saved log-sum-exp ``m + log l``, so memory stays linear in the
+sequence length in both passes.
+
+The approximations trade accuracy for cost: :func:`linear_attention` (a kernel
+feature map, Katharopoulos et al. 2020), :func:`linformer_attention` (keys and
+values projected to a fixed length, Wang et al. 2020) and
+:func:`local_attention` (each query sees a window of neighbours).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from attnlab._validate import check_mask, check_qkv, shape_str
+
+__all__ = ["chunked_attention", "linear_attention", "linformer_attention", "local_attention",
+           "window_mask"]
+
+
+def _block_scores(q: torch.Tensor, kb: torch.Tensor, scale: float, mask: torch.Tensor | None,
+                  causal: bool, j0: int, j1: int) -> torch.Tensor:
+    """Scores of all queries against keys j0..j1, masked with -inf. (..., T, Bk)."""
+    s = (q @ kb.transpose(-2, -1)) * scale  # (..., T, D) @ (..., D, Bk) -> (..., T, Bk)
+    if mask is not None:
+        s = s.masked_fill(~mask[..., j0:j1], float("-inf"))
+    if causal:
+        T = q.shape[-2]
+        i = torch.arange(T, device=q.device)[:, None]
+        j = torch.arange(j0, j1, device=q.device)[None, :]
+        s = s.masked_fill(j > i, float("-inf"))  # top-left aligned, as SDPA
+    return s
+
+
+class _ChunkedAttention(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, mask, causal, scale, block):  # noqa: ANN001, ANN205
+        S = k.shape[-2]
+        m_i = q.new_full((*q.shape[:-1], 1), float("-inf"), dtype=torch.float32)  # (..., T, 1)
+        l_i = q.new_zeros((*q.shape[:-1], 1), dtype=torch.float32)  # (..., T, 1)
+        acc = q.new_zeros((*q.shape[:-1], v.shape[-1]), dtype=torch.float32)  # (..., T, Dv)
+        for j0 in range(0, S, block):
+            j1 = min(j0 + block, S)
+            s = _block_scores(q, k[..., j0:j1, :], scale, mask, causal, j0, j1).float()
+            m_new = torch.maximum(m_i, s.amax(dim=-1, keepdim=True))  # (..., T, 1)
+            shift = torch.where(torch.isfinite(m_new), m_new, torch.zeros_like(m_new))
+            p = torch.exp(s - shift)  # (..., T, Bk); exactly 0 where masked
+            alpha = torch.exp(m_i - shift)  # rescales what was accumulated; 0 while m_i = -inf
+            l_i = alpha * l_i + p.sum(dim=-1, keepdim=True)
+            acc = alpha * acc + p.to(v.dtype) @ v[..., j0:j1, :]  # (..., T, Bk) @ (..., Bk, Dv)
+            m_i = m_new
+        shift = torch.where(torch.isfinite(m_i), m_i, torch.zeros_like(m_i))
+        out = (acc / torch.where(l_i > 0, l_i, torch.ones_like(l_i))).to(q.dtype)  # (..., T, Dv)
+        lse = torch.where(l_i > 0, shift + torch.log(l_i), torch.full_like(l_i, float("inf")))
+        ctx.save_for_backward(q, k, v, out, lse, mask)
+        ctx.causal, ctx.scale, ctx.block, ctx.has_mask = causal, scale, block, mask is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):  # noqa: ANN001, ANN205
+        q, k, v, out, lse, mask = ctx.saved_tensors
+        mask = mask if ctx.has_mask else None
+        scale, block, S = ctx.scale, ctx.block, k.shape[-2]
+        dout = dout.float()
+        delta = (dout * out.float()).sum(dim=-1, keepdim=True)  # (..., T, 1)
+        dq = torch.zeros_like(q, dtype=torch.float32)
+        dk = torch.zeros_like(k, dtype=torch.float32)
+        dv = torch.zeros_like(v, dtype=torch.float32)
+        for j0 in range(0, S, block):
+            j1 = min(j0 + block, S)
+            kb, vb = k[..., j0:j1, :].float(), v[..., j0:j1, :].float()
+            s = _block_scores(q, k[..., j0:j1, :], scale, mask, ctx.causal, j0, j1).float()
+            p = torch.exp(s - lse)  # the block's weights, recomputed: (..., T, Bk)
+            dv[..., j0:j1, :] = p.transpose(-2, -1) @ dout  # (..., Bk, T) @ (..., T, Dv)
+            dp = dout @ vb.transpose(-2, -1)  # (..., T, Dv) @ (..., Dv, Bk) -> (..., T, Bk)
+            ds = p * (dp - delta) * scale
+            dq += ds @ kb  # (..., T, Bk) @ (..., Bk, D)
+            dk[..., j0:j1, :] = ds.transpose(-2, -1) @ q.float()  # (..., Bk, T) @ (..., T, D)
+        return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None, None, None, None
+
+
+def chunked_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    causal: bool = False,
+    block_size: int | None = None,
+    *,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """Exact attention, block by block over the keys, in memory linear in the length.
+
+    Equal to :func:`attnlab.functional.attention` (and SDPA) up to rounding,
+    masks and ``causal`` included; a query that may attend nothing gets a zero
+    output. Differentiable, with a backward pass that recomputes each block.
+
+    Args:
+        q: queries (..., T, D).
+        k: keys (..., S, D).
+        v: values (..., S, Dv).
+        mask: bool, True = may attend; (T, S) or one dim per score dim.
+        causal: query i sees keys j <= i (top-left aligned, as SDPA).
+        block_size: keys per block (default: 256, or S if smaller).
+        scale: score factor; default 1/sqrt(D).
+
+    Shape:
+        -> (..., T, Dv). Peak extra memory O(T * block_size) per batch element.
+
+    Example:
+        >>> q, k, v = torch.randn(2, 5, 8), torch.randn(2, 7, 8), torch.randn(2, 7, 3)
+        >>> ref = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        >>> torch.allclose(chunked_attention(q, k, v, block_size=3), ref, atol=1e-6)
+        True
+    """
+    check_qkv(q, k, v)
+    S = k.shape[-2]
+    if mask is not None:
+        mask = check_mask(mask, q.shape[:-1] + (S,), "scores")
+        if mask.device != q.device:
+            raise ValueError(f"mask is on {mask.device} but q is on {q.device}")
+    block = min(256, S) if block_size is None else block_size
+    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    return _ChunkedAttention.apply(q, k, v, mask, causal, scale, block)
+
+
+def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                     causal: bool = False, eps: float = 1e-6) -> torch.Tensor:
+    r"""Linear attention with the feature map :math:`\phi(x) = \operatorname{elu}(x) + 1`.
+
+    Replaces :math:`\exp(q \cdot k)` by :math:`\phi(q) \cdot \phi(k)`, so the sum over
+    keys factorises: cost O(T D Dv) instead of O(T S D). An approximation: its
+    weights differ from the softmax's.
+
+    Shape:
+        q (..., T, D), k (..., S, D), v (..., S, Dv) -> (..., T, Dv); with
+        ``causal``, T must equal S.
+    """
+    check_qkv(q, k, v)
+    fq, fk = F.elu(q) + 1, F.elu(k) + 1  # positive features
+    if causal:
+        if q.shape[-2] != k.shape[-2]:
+            raise ValueError(f"causal linear attention needs T == S, got q {shape_str(q)}, "
+                             f"k {shape_str(k)}")
+        kv = torch.cumsum(fk.unsqueeze(-1) * v.unsqueeze(-2), dim=-3)  # (..., T, D, Dv)
+        z = torch.cumsum(fk, dim=-2)  # (..., T, D)
+        num = (fq.unsqueeze(-2) @ kv).squeeze(-2)  # (..., T, Dv)
+        den = (fq * z).sum(-1, keepdim=True)  # (..., T, 1)
+        return num / (den + eps)
+    kv = fk.transpose(-2, -1) @ v  # (..., D, S) @ (..., S, Dv) -> (..., D, Dv)
+    z = fk.sum(dim=-2, keepdim=True)  # (..., 1, D)
+    return (fq @ kv) / ((fq * z).sum(-1, keepdim=True) + eps)  # (..., T, Dv)
+
+
+def linformer_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                        e: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """Linformer-style attention: keys and values projected along the sequence to length r.
+
+    Args:
+        q: (..., T, D).
+        k: (..., S, D).
+        v: (..., S, Dv).
+        e: (r, S) projection of the keys.
+        f: (r, S) projection of the values.
+
+    Shape:
+        -> (..., T, Dv); cost O(T r D).
+    """
+    check_qkv(q, k, v)
+    S = k.shape[-2]
+    for name, p in (("e", e), ("f", f)):
+        if p.dim() != 2 or p.shape[1] != S:
+            raise ValueError(f"{name} must be (r, S={S}), got {shape_str(p)}")
+    k_r = e @ k  # (r, S) @ (..., S, D) -> (..., r, D)
+    v_r = f @ v  # (..., r, Dv)
+    return F.scaled_dot_product_attention(q, k_r, v_r)
+
+
+def window_mask(T: int, S: int | None = None, window: int = 64, *, causal: bool = False,
+                device: torch.device | str | None = None) -> torch.Tensor:
+    """Bool mask of a sliding window: query i may attend keys with |i - j| <= window.
+
+    With ``causal``, only ``i - window <= j <= i``.
+
+    Example:
+        >>> window_mask(4, window=1).int()
+        tensor([[1, 1, 0, 0],
+                [1, 1, 1, 0],
+                [0, 1, 1, 1],
+                [0, 0, 1, 1]], dtype=torch.int32)
+    """
+    S = T if S is None else S
+    if window < 0:
+        raise ValueError(f"window must be >= 0, got {window}")
+    i = torch.arange(T, device=device)[:, None]
+    j = torch.arange(S, device=device)[None, :]
+    allowed = (j - i).abs() <= window
+    return allowed & (j <= i) if causal else allowed
+
+
+def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int = 64,
+                    causal: bool = False) -> torch.Tensor:
+    """Sliding-window attention, computed block by block so that cost is O(T * window).
+
+    Each block of queries attends only the keys its window can reach. Equal to
+    exact attention with :func:`window_mask`.
+
+    Shape:
+        q (..., T, D), k (..., T, D), v (..., T, Dv) -> (..., T, Dv).
+    """
+    check_qkv(q, k, v)
+    T = q.shape[-2]
+    if k.shape[-2] != T:
+        raise ValueError(f"local attention needs T == S, got q {shape_str(q)}, k {shape_str(k)}")
+    block = max(1, window)
+    outs = []
+    for i0 in range(0, T, block):
+        i1 = min(i0 + block, T)
+        j0, j1 = max(0, i0 - window), i1 if causal else min(T, i1 + window)
+        a = torch.arange(i0, i1, device=q.device)[:, None]  # the band, in absolute positions
+        b = torch.arange(j0, j1, device=q.device)[None, :]
+        m = ((a - b).abs() <= window) & ((b <= a) if causal else True)
+        outs.append(F.scaled_dot_product_attention(q[..., i0:i1, :], k[..., j0:j1, :],
+                                                   v[..., j0:j1, :], attn_mask=m))
+    return torch.cat(outs, dim=-2)
