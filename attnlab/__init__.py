@@ -27,6 +27,9 @@ Modules:
 - :mod:`attnlab.models` -- seq2seq, Transformer and GPT, with typed configs
 - :mod:`attnlab.data` -- synthetic tasks and tokenizers
 - :mod:`attnlab.train` -- the training loop, checkpoints
+- :mod:`attnlab.efficient` -- chunked (memory-linear) exact attention and approximations
+- :mod:`attnlab.analysis` -- attention rollout and other analyses of trained models
+- :mod:`attnlab.metrics` -- ranking metrics (HR@k, NDCG@k)
 - :mod:`attnlab.perf` -- FLOPs, MFU and peak memory
 - :mod:`attnlab.distributed` -- DistributedDataParallel training under torchrun
 - :mod:`attnlab.grading` -- exercise checks and the grader

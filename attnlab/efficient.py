@@ -197,7 +197,7 @@ def linformer_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
 def window_mask(T: int, S: int | None = None, window: int = 64, *, causal: bool = False,
                 device: torch.device | str | None = None) -> torch.Tensor:
-    """Bool mask of a sliding window: query i may attend keys with |i - j| <= window.
+    """Bool mask of a sliding window: query i may attend keys with ``abs(i - j) <= window``.
 
     With ``causal``, only ``i - window <= j <= i``.
 

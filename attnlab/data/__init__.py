@@ -504,3 +504,33 @@ def batches(
     stop = n - n % batch_size if drop_last and n >= batch_size else n
     for start in range(0, stop, batch_size):
         yield order[start : start + batch_size]
+
+
+# The application chapters' data (modules of this package), importable from here too.
+from attnlab.data.digits import (  # noqa: E402
+    Digits,
+    DigitsSplit,
+    digits_task,
+    load_digit_images,
+    patchify,
+    stratified_split,
+    stratified_subset,
+    unpatchify,
+)
+from attnlab.data.sessions import (  # noqa: E402
+    Catalogue,
+    SessionConfig,
+    Sessions,
+    SessionsTask,
+    generate_sessions,
+    leave_last_out,
+    make_catalogue,
+    next_item_batch,
+    next_item_probs,
+    sessions_task,
+)
+
+__all__ += ["Digits", "DigitsSplit", "digits_task", "load_digit_images", "stratified_split",
+            "stratified_subset", "patchify", "unpatchify", "SessionConfig", "Catalogue",
+            "Sessions", "SessionsTask", "make_catalogue", "generate_sessions", "sessions_task",
+            "next_item_probs", "leave_last_out", "next_item_batch"]

@@ -420,3 +420,17 @@ class GPT(nn.Module):
                 if bool(done.all()):
                     break
         return seq
+
+
+# The application chapters' models (modules of this package), importable from here too.
+from attnlab.models.sasrec import (  # noqa: E402
+    MarkovRecommender,
+    PopularityRecommender,
+    SASRec,
+    SASRecConfig,
+    next_item_loss,
+)
+from attnlab.models.vit import CNNConfig, SmallCNN, ViT, ViTConfig  # noqa: E402
+
+__all__ += ["ViT", "ViTConfig", "SmallCNN", "CNNConfig", "SASRec", "SASRecConfig",
+            "next_item_loss", "PopularityRecommender", "MarkovRecommender"]

@@ -1,0 +1,140 @@
+r"""Ranking metrics for recommendation: the rank of the held-out item, HR@k and NDCG@k.
+
+A recommender scores every candidate item; the evaluation holds out one item
+per user (the *target*) and asks where it lands in the ranking. With the
+target's 0-based rank :math:`r` (0 = ranked first),
+
+.. math::
+
+    \mathrm{HR@}k = [\, r < k \,], \qquad
+    \mathrm{NDCG@}k = \frac{[\, r < k \,]}{\log_2(r + 2)} ,
+
+averaged over users. With one relevant item the ideal DCG is 1, so NDCG@k is
+the discounted gain of the target alone (Järvelin and Kekäläinen 2002): 1 at
+rank 0, 0.63 at rank 1, 0.5 at rank 2, ... and 0 from rank k on.
+
+**Ties count against the target**: its rank is the number of *other*
+candidates that score at least as high. A recommender that gives every item
+the same score therefore ranks the target last, rather than first.
+Candidates that must not be recommended (e.g. the padding id) get the score
+``-inf``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from attnlab._validate import shape_str
+
+__all__ = ["target_ranks", "hit_rate_at_k", "ndcg_at_k"]
+
+Reduction = Literal["mean", "none"]
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+
+
+def _reduce(values: torch.Tensor, reduction: Reduction) -> torch.Tensor:
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "none":
+        return values
+    raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+
+
+def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The 0-based rank of each target among all candidates; ties count against it.
+
+    Args:
+        scores: (B, V) a score for every candidate item (higher is better).
+        targets: (B,) the index of the held-out item in each row.
+
+    Shape:
+        scores (B, V), targets (B,) -> ranks (B,) int64 in [0, V - 1].
+
+    Returns:
+        For each row, the number of other candidates whose score is at least
+        the target's.
+
+    Example:
+        >>> scores = torch.tensor([[0.1, 0.9, 0.5], [1.0, 1.0, 1.0]])
+        >>> target_ranks(scores, torch.tensor([2, 0])).tolist()  # 2nd; a tie with two others
+        [1, 2]
+    """
+    if not isinstance(scores, torch.Tensor) or scores.dim() != 2 or scores.shape[1] == 0:
+        got = shape_str(scores) if isinstance(scores, torch.Tensor) else type(scores).__name__
+        raise ValueError(f"scores must be (B, V) with V >= 1 candidates, got {got}")
+    if not scores.is_floating_point():
+        raise ValueError(f"scores must be floating point, got dtype {scores.dtype}")
+    if not isinstance(targets, torch.Tensor) or targets.shape != scores.shape[:1]:
+        got = shape_str(targets) if isinstance(targets, torch.Tensor) else type(targets).__name__
+        raise ValueError(f"targets must be (B,) = ({scores.shape[0]},) for scores "
+                         f"{shape_str(scores)}, got {got}")
+    if targets.dtype.is_floating_point or targets.dtype == torch.bool:
+        raise ValueError(f"targets must hold integer indices, got dtype {targets.dtype}")
+    V = scores.shape[1]
+    if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= V):
+        raise ValueError(f"targets must lie in [0, V={V}), got min {int(targets.min())}, "
+                         f"max {int(targets.max())}")
+    if torch.isnan(scores).any():
+        raise ValueError("scores contain NaN: a rank is not defined")
+    target_scores = scores.gather(1, targets[:, None].long())  # (B, 1)
+    return (scores >= target_scores).sum(dim=1) - 1  # (B,): the target itself is not counted
+
+
+def hit_rate_at_k(scores: torch.Tensor, targets: torch.Tensor, k: int = 10,
+                  reduction: Reduction = "mean") -> torch.Tensor:
+    """HR@k: the share of rows whose target is among the k highest-scored candidates.
+
+    Args:
+        scores: (B, V) scores of every candidate.
+        targets: (B,) the held-out item of each row.
+        k: the length of the recommended list.
+        reduction: ``"mean"`` (a 0-dim tensor) or ``"none"`` (one value per row).
+
+    Shape:
+        scores (B, V), targets (B,) -> () or (B,).
+
+    Returns:
+        The mean hit rate (a 0-dim float tensor), or 1.0 / 0.0 per row.
+
+    Example:
+        >>> scores = torch.tensor([[0.1, 0.9, 0.5], [0.3, 0.2, 0.1]])
+        >>> hit_rate_at_k(scores, torch.tensor([2, 2]), k=2)  # rank 1 (hit), rank 2 (miss)
+        tensor(0.5000)
+    """
+    _check_k(k)
+    ranks = target_ranks(scores, targets)
+    return _reduce((ranks < k).float(), reduction)
+
+
+def ndcg_at_k(scores: torch.Tensor, targets: torch.Tensor, k: int = 10,
+              reduction: Reduction = "mean") -> torch.Tensor:
+    """NDCG@k with one relevant item per row: 1 / log2(rank + 2) if rank < k, else 0.
+
+    Args:
+        scores: (B, V) scores of every candidate.
+        targets: (B,) the held-out item of each row.
+        k: the length of the recommended list.
+        reduction: ``"mean"`` (a 0-dim tensor) or ``"none"`` (one value per row).
+
+    Shape:
+        scores (B, V), targets (B,) -> () or (B,).
+
+    Returns:
+        The mean NDCG@k (a 0-dim float tensor), or one value in [0, 1] per row.
+
+    Example:
+        >>> scores = torch.tensor([[0.1, 0.9, 0.5], [0.3, 0.2, 0.1]])
+        >>> ndcg_at_k(scores, torch.tensor([1, 1]), k=2, reduction="none")  # ranks 0 and 1
+        tensor([1.0000, 0.6309])
+    """
+    _check_k(k)
+    ranks = target_ranks(scores, targets)
+    gain = 1.0 / torch.log2(ranks.double() + 2.0)  # (B,)
+    return _reduce(torch.where(ranks < k, gain, 0.0).float(), reduction)
+
