@@ -517,6 +517,18 @@ from attnlab.data.digits import (  # noqa: E402
     stratified_subset,
     unpatchify,
 )
+from attnlab.data.reviews import (  # noqa: E402
+    Reviews,
+    ReviewsTask,
+    WordVocab,
+    make_review,
+    positions_after,
+    review_kind,
+    review_label,
+    reviews_task,
+    swap_clauses,
+    word_polarity,
+)
 from attnlab.data.sessions import (  # noqa: E402
     Catalogue,
     SessionConfig,
@@ -533,4 +545,20 @@ from attnlab.data.sessions import (  # noqa: E402
 __all__ += ["Digits", "DigitsSplit", "digits_task", "load_digit_images", "stratified_split",
             "stratified_subset", "patchify", "unpatchify", "SessionConfig", "Catalogue",
             "Sessions", "SessionsTask", "make_catalogue", "generate_sessions", "sessions_task",
-            "next_item_probs", "leave_last_out", "next_item_batch"]
+            "next_item_probs", "leave_last_out", "next_item_batch", "WordVocab", "Reviews",
+            "ReviewsTask", "reviews_task", "review_label", "review_kind", "make_review",
+            "swap_clauses", "positions_after", "word_polarity"]
+from attnlab.data.keypad import (  # noqa: E402
+    KeypadConfig,
+    KeypadTask,
+    Recordings,
+    key_frequencies,
+    keypad_task,
+    log_spectrogram,
+    peak_decode,
+    span_mask,
+    synthesize,
+)
+
+__all__ += ["KeypadConfig", "KeypadTask", "Recordings", "keypad_task", "synthesize",
+            "log_spectrogram", "span_mask", "key_frequencies", "peak_decode"]

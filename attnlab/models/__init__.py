@@ -423,6 +423,15 @@ class GPT(nn.Module):
 
 
 # The application chapters' models (modules of this package), importable from here too.
+from attnlab.models.pooling_classifier import (  # noqa: E402
+    AttentionPooling,
+    AttentionPoolingClassifier,
+    BagOfWordsClassifier,
+    PoolingClassifierConfig,
+    attention_mass,
+    bag_of_words,
+    subset_accuracy,
+)
 from attnlab.models.sasrec import (  # noqa: E402
     MarkovRecommender,
     PopularityRecommender,
@@ -433,4 +442,9 @@ from attnlab.models.sasrec import (  # noqa: E402
 from attnlab.models.vit import CNNConfig, SmallCNN, ViT, ViTConfig  # noqa: E402
 
 __all__ += ["ViT", "ViTConfig", "SmallCNN", "CNNConfig", "SASRec", "SASRecConfig",
-            "next_item_loss", "PopularityRecommender", "MarkovRecommender"]
+            "next_item_loss", "PopularityRecommender", "MarkovRecommender", "AttentionPooling",
+            "PoolingClassifierConfig", "AttentionPoolingClassifier", "bag_of_words",
+            "BagOfWordsClassifier", "attention_mass", "subset_accuracy"]
+from attnlab.models.listener import Listener, ListenerConfig  # noqa: E402
+
+__all__ += ["Listener", "ListenerConfig"]
