@@ -172,6 +172,37 @@ def test_each_misconception_loses_its_points_and_is_named(name, tmp_path):
                 assert q["score"] == q["max_score"], (qname, q)
 
 
+def test_trusted_code_runs_for_one_submission_at_a_time(tmp_path, monkeypatch):
+    """Models are built after torch.manual_seed: two grading threads seeding the one
+    global generator at once would build other weights than the child did (and a
+    misconception would then no longer be recognised)."""
+    import threading
+    import time
+
+    import attnlab.grading.grade as grading
+
+    lock, active, peak = threading.Lock(), [0], [0]
+    real = grading.score_question
+
+    def watched(*args, **kwargs):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.02)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(grading, "score_question", watched)
+    solution = load(ROOT / "solutions" / "01_softmax.ipynb")
+    paths = [write(tmp_path, f"copy{k}.ipynb", solution) for k in range(4)]
+    results = grade([str(p) for p in paths], jobs=4)
+    assert [r.score for r in results] == [r.max_score for r in results]
+    assert peak[0] == 1
+
+
 # ------------------------------------------------------------------- hostile submissions
 
 

@@ -13,7 +13,9 @@ import json
 import re
 import sys
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,6 +160,14 @@ def _grade_one(path: Path, sets: _Sets, timeout: float, memory_mb: int) -> Submi
                         "graded what remains")
     if child.error:
         problems.append(child.error)
+    with _TRUSTED:
+        _score_all(s, sets, child, row)
+    row.score = round(sum(q["score"] for q in row.questions), 2)
+    row.error = "; ".join(problems) or None
+    return row
+
+
+def _score_all(s: ExerciseSet, sets: _Sets, child: Any, row: SubmissionResult) -> None:
     for q in s.questions:
         answers = child.answers.get(q.name)
         if answers is None:
@@ -173,9 +183,31 @@ def _grade_one(path: Path, sets: _Sets, timeout: float, memory_mb: int) -> Submi
                 result = QuestionResult(q.name, 0.0, q.points, f"could not be graded: {err}")
         row.questions.append({"name": result.name, "score": result.score,
                               "max_score": result.max_score, "feedback": result.feedback})
-    row.score = round(sum(q["score"] for q in row.questions), 2)
-    row.error = "; ".join(problems) or None
-    return row
+
+
+# Trusted code (references, misconceptions, the models they are called on) runs in
+# this process, one submission at a time: a model is built after torch.manual_seed,
+# and two threads seeding and drawing from the one global generator at once would
+# build other weights than the child did.
+_TRUSTED = threading.RLock()
+
+
+@contextmanager
+def _threads_like_the_child() -> Iterator[None]:
+    """Compute references and misconceptions with the child's one intra-op thread.
+
+    A float32 sum may round differently with 1 and 2 threads; where an ``argmax``
+    hinges on it (greedy decoding of an untrained model), the student's wrong code
+    in the child and the same misconception computed here must still agree.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def grade(paths: list[str], *, tests: str | Path | None = None, timeout: float = 120.0,
@@ -209,7 +241,7 @@ def grade(paths: list[str], *, tests: str | Path | None = None, timeout: float =
             if bar is not None:
                 bar.update(1)
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with _threads_like_the_child(), ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         results = list(pool.map(work, files))
     if bar is not None:
         bar.close()
