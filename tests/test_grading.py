@@ -172,6 +172,14 @@ def test_each_misconception_loses_its_points_and_is_named(name, tmp_path):
                 assert q["score"] == q["max_score"], (qname, q)
 
 
+def test_edited_misconception_fails_loudly_when_the_reference_changed():
+    from attnlab.grading.spec import edited
+
+    assert edited("a = 1\nb = 2\n", ("a = 1", "a = 3"), ("b", "c")) == "a = 3\nc = 2\n"
+    with pytest.raises(ValueError, match="'x = 1' is not in the code"):
+        edited("a = 1\n", ("x = 1", "x = 2"))
+
+
 def test_trusted_code_runs_for_one_submission_at_a_time(tmp_path, monkeypatch):
     """Models are built after torch.manual_seed: two grading threads seeding the one
     global generator at once would build other weights than the child did (and a

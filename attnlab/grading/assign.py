@@ -43,7 +43,7 @@ _TESTS_HEADER = '''"""Tests of the exercise set {name!r}, generated from its sou
 import numpy as np
 import torch
 
-from attnlab.grading.spec import Model, case, misconception, question
+from attnlab.grading.spec import Model, case, edited, misconception, question
 
 '''
 

@@ -20,7 +20,9 @@ the result with the reference's. A *value* question (``variable=...``) reads
 one name from the student's notebook and compares it with ``expected``. A
 misconception is wrong code (or a wrong value) whose output the grader
 computes for the same inputs: when the student's output matches it, the
-feedback names the mistake.
+feedback names the mistake. :func:`edited` writes such code as a change of the
+reference (``edited(REFERENCE, ("dim=-1", "dim=0"))``), and fails loudly when the
+reference no longer contains the text it changes.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ __all__ = [
     "load_set",
     "collect",
     "define",
+    "edited",
 ]
 
 
@@ -147,6 +150,24 @@ def misconception(message: str, *, code: str | None = None, value: Any = None) -
 
 _COLLECTING: list[Question] | None = None
 _LOCK = threading.Lock()
+
+
+def edited(code: str, *changes: tuple[str, str]) -> str:
+    """``code`` with each ``(old, new)`` replaced: a misconception written as a change.
+
+    Raises:
+        ValueError: when an ``old`` text is not in the code (the reference was edited
+            and the misconception no longer says what it meant to).
+
+    Example:
+        >>> edited("y = x + 1\n", ("+ 1", "- 1"))
+        'y = x - 1\n'
+    """
+    for old, new in changes:
+        if old not in code:
+            raise ValueError(f"edited(): {old!r} is not in the code")
+        code = code.replace(old, new)
+    return code
 
 
 def question(name: str, points: float, **kwargs: Any) -> Question:

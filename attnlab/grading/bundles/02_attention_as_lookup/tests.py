@@ -4,11 +4,11 @@
 import numpy as np
 import torch
 
-from attnlab.grading.spec import Model, case, misconception, question
+from attnlab.grading.spec import Model, case, edited, misconception, question
 
 # --- cell 6 (ex02-05)
 # TESTS
-def _swap(reference, old, new):
+def edited(reference, old, new):
     # A misconception's code: the reference with one line changed.
     assert old in reference, old
     return reference.replace(old, new)
@@ -45,21 +45,21 @@ question(
         misconception(
             "You forgot to square the difference: the score is -(q_i - k_j)^2 / (2h^2), so a "
             "key at the same distance on either side of the query scores the same",
-            code=_swap(SCORES, "-(diff ** 2)", "-diff")),
+            code=edited(SCORES, "-(diff ** 2)", "-diff")),
         misconception(
             "You left out the 2: divide the squared distance by 2h^2, not by h^2",
-            code=_swap(SCORES, "(2 * h ** 2)", "(h ** 2)")),
+            code=edited(SCORES, "(2 * h ** 2)", "(h ** 2)")),
         misconception(
             "You divided by 2h instead of 2h^2: the width enters squared",
-            code=_swap(SCORES, "(2 * h ** 2)", "(2 * h)")),
+            code=edited(SCORES, "(2 * h ** 2)", "(2 * h)")),
         misconception(
             "Your scores have the wrong sign, so the farthest key would win: the score is "
             "MINUS the squared distance, 0 for a key equal to the query and negative otherwise",
-            code=_swap(SCORES, "-(diff ** 2)", "(diff ** 2)")),
+            code=edited(SCORES, "-(diff ** 2)", "(diff ** 2)")),
         misconception(
             "Your scores are (S, T): the rows must be the queries and the columns the keys "
             "(queries[:, None] - keys[None, :])",
-            code=_swap(SCORES, "queries[:, None] - keys[None, :]",
+            code=edited(SCORES, "queries[:, None] - keys[None, :]",
                        "keys[:, None] - queries[None, :]")),
     ],
     hint="Broadcast queries[:, None] against keys[None, :], square, divide by 2 * h**2, negate",
@@ -105,20 +105,20 @@ question(
         misconception(
             "Your weights sum to 1 over the queries (dim 0): each query's weights must sum to "
             "1 over the keys, the last dim",
-            code=_swap(NW, "dim=-1", "dim=0")),
+            code=edited(NW, "dim=-1", "dim=0")),
         misconception(
             "You did not normalise the kernel weights: a prediction is a weighted AVERAGE, so "
             "divide e^score by its sum over the keys (that is the softmax)",
-            code=_swap(NW, "torch.softmax(scores, dim=-1)", "torch.exp(scores)")),
+            code=edited(NW, "torch.softmax(scores, dim=-1)", "torch.exp(scores)")),
         misconception(
             "Your scores have the wrong sign, so the farthest keys get the largest weights: "
             "the score is minus the squared distance",
-            code=_swap(NW, "-((queries", "((queries")),
+            code=edited(NW, "-((queries", "((queries")),
         misconception(
             "For a narrow kernel every e^score underflows to 0, and 0 / 0 is NaN: use a stable "
             "softmax (torch.softmax subtracts the largest score first), which gives the "
             "nearest key all the weight",
-            code=_swap(NW, "torch.softmax(scores, dim=-1)",
+            code=edited(NW, "torch.softmax(scores, dim=-1)",
                        "torch.exp(scores) / torch.exp(scores).sum(dim=-1, keepdim=True)")),
     ],
     hint="Scores as in question 1, torch.softmax over the keys (dim=-1), then weights @ values",
@@ -164,15 +164,15 @@ question(
             "Each point attended to itself: mask the diagonal, so that point i is predicted "
             "from the others only (filling the masked scores with 0 instead of -inf changes "
             "nothing: 0 is already a point's score against itself, the largest there is)",
-            code=_swap(LOO, 'scores.masked_fill(~may_attend, float("-inf"))', "scores")),
+            code=edited(LOO, 'scores.masked_fill(~may_attend, float("-inf"))', "scores")),
         misconception(
             "Your mask is inverted: each point attended ONLY to itself, so every prediction "
             "is its own target. True means may attend: ~torch.eye(S, dtype=torch.bool)",
-            code=_swap(LOO, "~may_attend", "may_attend")),
+            code=edited(LOO, "~may_attend", "may_attend")),
         misconception(
             "You zeroed the diagonal after the softmax, so the other weights no longer sum to "
             "1: give the masked scores -inf BEFORE the softmax",
-            code=_swap(LOO, 'torch.softmax(scores.masked_fill(~may_attend, float("-inf")), '
+            code=edited(LOO, 'torch.softmax(scores.masked_fill(~may_attend, float("-inf")), '
                             'dim=-1)',
                        "torch.softmax(scores, dim=-1) * may_attend")),
     ],

@@ -4,11 +4,11 @@
 import numpy as np
 import torch
 
-from attnlab.grading.spec import Model, case, misconception, question
+from attnlab.grading.spec import Model, case, edited, misconception, question
 
 # --- cell 6 (ex03-05)
 # TESTS
-def _swap(reference, old, new):
+def edited(reference, old, new):
     # A misconception's code: the reference with one line changed.
     assert old in reference, old
     return reference.replace(old, new)
@@ -73,40 +73,40 @@ question(
     misconceptions=[
         misconception(
             "You divided the scores by D instead of sqrt(D): the scale is 1 / math.sqrt(D)",
-            code=_swap(ATTN, "/ math.sqrt(q.shape[-1])", "/ q.shape[-1]")),
+            code=edited(ATTN, "/ math.sqrt(q.shape[-1])", "/ q.shape[-1]")),
         misconception(
             "You did not scale the scores: divide q @ k^T by sqrt(D)",
-            code=_swap(ATTN, "/ math.sqrt(q.shape[-1])", "")),
+            code=edited(ATTN, "/ math.sqrt(q.shape[-1])", "")),
         misconception(
             "You applied the mask after the softmax, so the allowed weights no longer sum to "
             "1: give the disallowed scores -inf BEFORE the softmax",
-            code=_swap(ATTN, 'torch.softmax(scores.masked_fill(~allowed, float("-inf")), '
+            code=edited(ATTN, 'torch.softmax(scores.masked_fill(~allowed, float("-inf")), '
                              'dim=-1)',
                        "torch.softmax(scores, dim=-1) * allowed")),
         misconception(
             "Your mask is inverted: True means the query MAY attend the key, so blank out the "
             "scores where the mask is False",
-            code=_swap(ATTN, "allowed & mask", "allowed & ~mask")),
+            code=edited(ATTN, "allowed & mask", "allowed & ~mask")),
         misconception(
             "Your causal mask lets query i see the keys j >= i, the future: keep the lower "
             "triangle (tril), keys j <= i",
-            code=_swap(ATTN, ".tril()", ".triu()")),
+            code=edited(ATTN, ".tril()", ".triu()")),
         misconception(
             "Your causal mask lets each query see one key too many, the next one: tril(1) "
             "keeps j <= i + 1; use tril() for j <= i",
-            code=_swap(ATTN, ".tril()", ".tril(1)")),
+            code=edited(ATTN, ".tril()", ".tril(1)")),
         misconception(
             "When both mask and causal are given you used only the mask: a key must be "
             "allowed by both (combine them with &)",
-            code=_swap(ATTN, "if causal:", "if causal and mask is None:")),
+            code=edited(ATTN, "if causal:", "if causal and mask is None:")),
         misconception(
             "A query with no allowed key gave NaN (the softmax of a row of -inf is 0 / 0): "
             "its weights and output must be zeros",
-            code=_swap(ATTN, "    weights = torch.nan_to_num(weights, nan=0.0)\n", "")),
+            code=edited(ATTN, "    weights = torch.nan_to_num(weights, nan=0.0)\n", "")),
         misconception(
             "Filling disallowed scores with -1e9 makes a row with no allowed key uniform, so "
             "it attends to every key after all: use -inf and turn such rows into zeros",
-            code=_swap(ATTN, 'float("-inf")', "-1e9")),
+            code=edited(ATTN, 'float("-inf")', "-1e9")),
     ],
     hint="Scores / sqrt(D); one bool 'allowed' tensor from the mask and the causal triangle; "
          "masked_fill(~allowed, -inf); softmax; zeros for rows with nothing allowed",
@@ -140,23 +140,23 @@ question(
         misconception(
             "You hid the padded QUERIES (rows): padding hides keys (columns), j < lengths[b]. "
             "A padded query still attends the real keys; the loss ignores its output",
-            code=_swap(DECODER, "(j < n)", "(i < n)")),
+            code=edited(DECODER, "(j < n)", "(i < n)")),
         misconception(
             "You combined the two conditions with `or`: a key must pass both, so use &",
-            code=_swap(DECODER, "(j <= i) & (j < n)", "(j <= i) | (j < n)")),
+            code=edited(DECODER, "(j <= i) & (j < n)", "(j <= i) | (j < n)")),
         misconception(
             "Your mask is inverted: True must mean MAY attend",
-            code=_swap(DECODER, "return (j <= i) & (j < n)", "return ~((j <= i) & (j < n))")),
+            code=edited(DECODER, "return (j <= i) & (j < n)", "return ~((j <= i) & (j < n))")),
         misconception(
             "Your causal part lets query i see the keys j >= i, the future: keep j <= i",
-            code=_swap(DECODER, "(j <= i)", "(j >= i)")),
+            code=edited(DECODER, "(j <= i)", "(j >= i)")),
         misconception(
             "Your causal part lets each query see the next key too: use j <= i, not j <= i + 1",
-            code=_swap(DECODER, "(j <= i)", "(j <= i + 1)")),
+            code=edited(DECODER, "(j <= i)", "(j <= i + 1)")),
         misconception(
             "Off by one: a sequence of length n has the real keys 0 ... n - 1, so use j < n, "
             "not j <= n",
-            code=_swap(DECODER, "(j < n)", "(j <= n)")),
+            code=edited(DECODER, "(j < n)", "(j <= n)")),
     ],
     hint="Compare torch.arange(T) with itself for the triangle and with lengths[:, None, None] "
          "for the padding, then combine with &",
@@ -198,22 +198,22 @@ question(
         misconception(
             "You left out the tanh: without it the score is linear, w_v.(W_q q) + w_v.(W_k k), "
             "a query term plus a key term, and each query ranks the keys the same way",
-            code=_swap(ADDITIVE, "torch.tanh(qa[:, :, None, :] + ka[:, None, :, :])",
+            code=edited(ADDITIVE, "torch.tanh(qa[:, :, None, :] + ka[:, None, :, :])",
                        "qa[:, :, None, :] + ka[:, None, :, :]")),
         misconception(
             "You applied the tanh after w_v: the score is w_v . tanh(W_q q + W_k k), not "
             "tanh(w_v . (W_q q + W_k k))",
-            code=_swap(ADDITIVE, "hidden = torch.tanh(qa[:, :, None, :] + ka[:, None, :, :])\n"
+            code=edited(ADDITIVE, "hidden = torch.tanh(qa[:, :, None, :] + ka[:, None, :, :])\n"
                                  "    return hidden @ w_v",
                        "return torch.tanh((qa[:, :, None, :] + ka[:, None, :, :]) @ w_v)")),
         misconception(
             "w_q is (A, Dq) and w_k is (A, Dk), laid out like nn.Linear.weight: project with "
             "q @ w_q.T and k @ w_k.T",
-            code=_swap(_swap(ADDITIVE, "q @ w_q.T", "q @ w_q"), "k @ w_k.T", "k @ w_k")),
+            code=edited(edited(ADDITIVE, "q @ w_q.T", "q @ w_q"), "k @ w_k.T", "k @ w_k")),
         misconception(
             "Your scores are (B, S, T): put the query axis before the key axis, "
             "qa[:, :, None, :] + ka[:, None, :, :] is (B, T, S, A)",
-            code=_swap(ADDITIVE, "qa[:, :, None, :] + ka[:, None, :, :]",
+            code=edited(ADDITIVE, "qa[:, :, None, :] + ka[:, None, :, :]",
                        "qa[:, None, :, :] + ka[:, :, None, :]")),
     ],
     hint="Project q and k to width A, broadcast to (B, T, S, A), tanh, then contract with w_v",

@@ -4,7 +4,7 @@
 import numpy as np
 import torch
 
-from attnlab.grading.spec import Model, case, misconception, question
+from attnlab.grading.spec import Model, case, edited, misconception, question
 
 # --- cell 6 (ex04-05)
 # TESTS
@@ -13,14 +13,6 @@ import torch
 from attnlab.data import dates_task
 from attnlab.grading.codec import build_model
 from attnlab.models import AttentionSeq2Seq, Seq2Seq, Seq2SeqConfig, count_parameters
-
-
-def _swap(reference, *changes):
-    # A misconception's code: the reference with lines changed, each (old, new).
-    for old, new in changes:
-        assert old in reference, old
-        reference = reference.replace(old, new)
-    return reference
 
 
 ADDITIVE = """
@@ -79,31 +71,31 @@ question(
         misconception(
             "You applied the mask after the softmax, so the weights of the real keys no longer "
             "sum to 1: give the masked scores -inf BEFORE the softmax",
-            code=_swap(ADDITIVE, (_MASKING, "    weights = torch.softmax(scores, dim=-1)\n"
+            code=edited(ADDITIVE, (_MASKING, "    weights = torch.softmax(scores, dim=-1)\n"
                                             "    if mask is not None:\n"
                                             "        weights = weights * mask\n"))),
         misconception(
             "Your mask is inverted: True means the key MAY be attended, so fill the scores "
             "where the mask is False (~mask) with -inf",
-            code=_swap(ADDITIVE, ("masked_fill(~mask", "masked_fill(mask"))),
+            code=edited(ADDITIVE, ("masked_fill(~mask", "masked_fill(mask"))),
         misconception(
             "You took the softmax over the queries (dim 1): each query's weights must sum to 1 "
             "over the keys, the last dim",
-            code=_swap(ADDITIVE, ("dim=-1", "dim=1"))),
+            code=edited(ADDITIVE, ("dim=-1", "dim=1"))),
         misconception(
             "You left out the tanh: the score is w_v · tanh(W_q q_t + W_k k_j); without it "
             "the scorer is linear and the query term cancels in the softmax",
-            code=_swap(ADDITIVE, ("torch.tanh((query @ w_q.T)[:, :, None, :] + "
+            code=edited(ADDITIVE, ("torch.tanh((query @ w_q.T)[:, :, None, :] + "
                                   "(keys @ w_k.T)[:, None, :, :])",
                                   "(query @ w_q.T)[:, :, None, :] + "
                                   "(keys @ w_k.T)[:, None, :, :]"))),
         misconception(
             "Your context is a weighted sum of the keys: it must be a weighted sum of the "
             "values (weights @ values)",
-            code=_swap(ADDITIVE, ("weights @ values", "weights @ keys"))),
+            code=edited(ADDITIVE, ("weights @ values", "weights @ keys"))),
         misconception(
             "You ignored the mask: masked keys (padding) must get weight exactly 0",
-            code=_swap(ADDITIVE, ("if mask is not None:", "if False:"))),
+            code=edited(ADDITIVE, ("if mask is not None:", "if False:"))),
     ],
     hint="Project, broadcast (B, T, 1, A) + (B, 1, S, A), tanh, @ w_v, fill the masked scores "
          "with -inf, softmax over the last dim, then weights @ values",
@@ -135,19 +127,19 @@ question(
         misconception(
             "Off by one: you also marked position lengths[b] as real (<= instead of <); "
             "positions run from 0, so the real ones are 0 .. lengths[b] - 1",
-            code=_swap(MASK, ("positions[None, :] < lengths", "positions[None, :] <= lengths"))),
+            code=edited(MASK, ("positions[None, :] < lengths", "positions[None, :] <= lengths"))),
         misconception(
             "Off by one: you counted positions from 1, so the last real position is marked as "
             "padding; positions are 0 .. S - 1 (torch.arange(S))",
-            code=_swap(MASK, ("torch.arange(S)", "torch.arange(1, S + 1)"))),
+            code=edited(MASK, ("torch.arange(S)", "torch.arange(1, S + 1)"))),
         misconception(
             "Your mask is inverted: True must mark the real positions (may attend), "
             "False the padding",
-            code=_swap(MASK, ("positions[None, :] < lengths", "positions[None, :] >= lengths"))),
+            code=edited(MASK, ("positions[None, :] < lengths", "positions[None, :] >= lengths"))),
         misconception(
             "Your mask is (B, S): add the query axis, (B, 1, S), so that it broadcasts over "
             "the T queries of scores (B, T, S)",
-            code=_swap(MASK, ("[:, None, :]\n", "\n"))),
+            code=edited(MASK, ("[:, None, :]\n", "\n"))),
     ],
     hint="Compare torch.arange(S)[None, :] with lengths[:, None], then add an axis at dim 1",
 )
@@ -259,12 +251,12 @@ question(
         misconception(
             "You started the decoder from <pad> (0): its first input must be <bos>, "
             "model.config.bos_id, as in training",
-            code=_swap(GREEDY, ("torch.full((B, 1), model.config.bos_id)",
+            code=edited(GREEDY, ("torch.full((B, 1), model.config.bos_id)",
                                 "torch.full((B, 1), 0)"))),
         misconception(
             "You fed <bos> at every step: the input of each step is the token the decoder "
             "has just written",
-            code=_swap(GREEDY, (_STEP,
+            code=edited(GREEDY, (_STEP,
                                 "            new = logits.argmax(dim=-1, keepdim=True)\n"
                                 "            new = new.masked_fill(done[:, None], 0)\n"
                                 "            out.append(new)\n"
@@ -272,12 +264,12 @@ question(
         misconception(
             "A sequence that has written <eos> kept writing: after its <eos>, write <pad> (0) "
             "at every step (keep a bool `done` per sequence)",
-            code=_swap(GREEDY, ("            tokens = tokens.masked_fill(done[:, None], 0)\n",
+            code=edited(GREEDY, ("            tokens = tokens.masked_fill(done[:, None], 0)\n",
                                 ""))),
         misconception(
             "You replaced the <eos> itself by <pad>: mark a sequence as done AFTER storing "
             "its <eos>, so that only the later steps are padded",
-            code=_swap(GREEDY, (_STEP,
+            code=edited(GREEDY, (_STEP,
                                 "            tokens = logits.argmax(dim=-1, keepdim=True)\n"
                                 "            done |= tokens[:, 0] == model.config.eos_id\n"
                                 "            tokens = tokens.masked_fill(done[:, None], 0)\n"
@@ -285,7 +277,7 @@ question(
         misconception(
             "You stopped the whole batch when the first sequence wrote <eos>: the others must "
             "go on; stop only when every sequence is done, and pad to max_len columns",
-            code=_swap(GREEDY,
+            code=edited(GREEDY,
                        ("            done |= tokens[:, 0] == model.config.eos_id\n",
                         "            done |= tokens[:, 0] == model.config.eos_id\n"
                         "            if done.any():\n"
@@ -295,7 +287,7 @@ question(
         misconception(
             "You started every step from the first decoder state: pass the state that "
             "decoder_step returns on to the next step",
-            code=_swap(GREEDY, ("model.decoder(model.tgt_embed(tokens), hidden)",
+            code=edited(GREEDY, ("model.decoder(model.tgt_embed(tokens), hidden)",
                                 "model.decoder(model.tgt_embed(tokens), first)"))),
     ],
     hint="Start from <bos>; each step: decoder_step, argmax, <pad> for finished rows, store, "

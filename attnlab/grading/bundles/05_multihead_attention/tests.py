@@ -4,7 +4,7 @@
 import numpy as np
 import torch
 
-from attnlab.grading.spec import Model, case, misconception, question
+from attnlab.grading.spec import Model, case, edited, misconception, question
 
 # --- cell 6 (ex05-05)
 # TESTS
@@ -13,14 +13,6 @@ import math
 import torch
 
 from attnlab.layers import MultiHeadAttention as _MHA
-
-
-def _swap(reference, *changes):
-    # A misconception's code: the reference with lines changed, each (old, new).
-    for old, new in changes:
-        assert old in reference, old
-        reference = reference.replace(old, new)
-    return reference
 
 
 SPLIT = """
@@ -53,17 +45,17 @@ question(
         misconception(
             "You reshaped straight to (B, H, T, D): that cuts the sequence of positions into "
             "heads, not the features. View as (B, T, H, D), then transpose(1, 2)",
-            code=_swap(SPLIT, ("x.view(B, T, num_heads, C // num_heads).transpose(1, 2)",
+            code=edited(SPLIT, ("x.view(B, T, num_heads, C // num_heads).transpose(1, 2)",
                                "x.view(B, num_heads, T, C // num_heads)"))),
         misconception(
             "Your heads take every H-th feature (interleaved): each head takes D CONSECUTIVE "
             "features, so view the last axis as (H, D), not (D, H)",
-            code=_swap(SPLIT, ("x.view(B, T, num_heads, C // num_heads).transpose(1, 2)",
+            code=edited(SPLIT, ("x.view(B, T, num_heads, C // num_heads).transpose(1, 2)",
                                "x.view(B, T, C // num_heads, num_heads).permute(0, 3, 1, 2)"))),
         misconception(
             "Your result is (B, T, H, D): move the head axis in front of the positions with "
             "transpose(1, 2)",
-            code=_swap(SPLIT, (".transpose(1, 2)", ""))),
+            code=edited(SPLIT, (".transpose(1, 2)", ""))),
     ],
     hint="x.view(B, T, H, D) gives every position its H blocks; then swap the T and H axes",
 )
@@ -127,35 +119,35 @@ question(
         misconception(
             "You scaled the scores by 1/sqrt(C): each head's dot products have D = C/H terms, "
             "so divide by sqrt(D)",
-            code=_swap(MHA, ("/ math.sqrt(D)", "/ math.sqrt(C)"))),
+            code=edited(MHA, ("/ math.sqrt(D)", "/ math.sqrt(C)"))),
         misconception(
             "You divided the scores by D: divide by sqrt(D)",
-            code=_swap(MHA, ("/ math.sqrt(D)", "/ D"))),
+            code=edited(MHA, ("/ math.sqrt(D)", "/ D"))),
         misconception(
             "With causal=True the future leaked: give the scores of the keys s > t the value "
             "-inf before the softmax",
-            code=_swap(MHA, ("    if causal:\n", "    if False:\n"))),
+            code=edited(MHA, ("    if causal:\n", "    if False:\n"))),
         misconception(
             "Your causal mask is upside down: the query at t must see the keys s <= t (on "
             "and below the diagonal, tril), not s >= t",
-            code=_swap(MHA, (".tril()", ".triu()"))),
+            code=edited(MHA, (".tril()", ".triu()"))),
         misconception(
             "You merged the heads without transposing back: (B, H, T, D) must become "
             "(B, T, H, D) with transpose(1, 2) BEFORE the reshape to (B, T, C), or positions "
             "and heads get mixed",
-            code=_swap(MHA, ("(weights @ v).transpose(1, 2).reshape(B, T, C)",
+            code=edited(MHA, ("(weights @ v).transpose(1, 2).reshape(B, T, C)",
                              "(weights @ v).reshape(B, T, C)"))),
         misconception(
             "You split the heads with view(B, H, T, D) (and merged them back with a plain "
             "reshape): that cuts the positions, not the features, into heads. Use "
             "view(B, T, H, D).transpose(1, 2), and transpose back before merging",
-            code=_swap(MHA, ("t.view(B, T, H, D).transpose(1, 2)", "t.view(B, H, T, D)"),
+            code=edited(MHA, ("t.view(B, T, H, D).transpose(1, 2)", "t.view(B, H, T, D)"),
                        ("(weights @ v).transpose(1, 2).reshape(B, T, C)",
                         "(weights @ v).reshape(B, T, C)"))),
         misconception(
             "You returned the merged heads without the output projection: "
             "out = merged @ w_o.T + b_o",
-            code=_swap(MHA, ("return merged @ w_o.T + b_o, weights", "return merged, weights"))),
+            code=edited(MHA, ("return merged @ w_o.T + b_o, weights", "return merged, weights"))),
     ],
     hint="Project, split into (B, H, T, D), scores / sqrt(D), mask, softmax over the keys, "
          "weights @ v, transpose(1, 2) and reshape to (B, T, C), then the output projection",
@@ -191,23 +183,23 @@ question(
         misconception(
             "You swapped sine and cosine: the even features 2i are sines, the odd features "
             "2i + 1 cosines (position 0 is [0, 1, 0, 1, ...])",
-            code=_swap(SINES, ("torch.sin(t * omega)", "torch.SIN"),
+            code=edited(SINES, ("torch.sin(t * omega)", "torch.SIN"),
                        ("torch.cos(t * omega)", "torch.sin(t * omega)"),
                        ("torch.SIN", "torch.cos(t * omega)"))),
         misconception(
             "Your frequencies use i where the formula has 2i: omega_i = 10000^(-2i/C), so "
             "the slowest pair turns at about 1/10000, not 1/100",
-            code=_swap(SINES, ("torch.arange(0, C, 2, dtype=torch.float32) / C",
+            code=edited(SINES, ("torch.arange(0, C, 2, dtype=torch.float32) / C",
                                "torch.arange(C // 2, dtype=torch.float32) / C"))),
         misconception(
             "You put all the sines in the first half and the cosines in the second: they "
             "alternate, sin in feature 2i and cos in feature 2i + 1",
-            code=_swap(SINES, ("pe[:, 0::2]", "pe[:, : C // 2]"),
+            code=edited(SINES, ("pe[:, 0::2]", "pe[:, : C // 2]"),
                        ("pe[:, 1::2]", "pe[:, C // 2 :]"))),
         misconception(
             "Your positions start at 1: the first position is t = 0, whose row is "
             "[0, 1, 0, 1, ...]",
-            code=_swap(SINES, ("torch.arange(T, dtype=torch.float32)",
+            code=edited(SINES, ("torch.arange(T, dtype=torch.float32)",
                                "torch.arange(1, T + 1, dtype=torch.float32)"))),
     ],
     hint="Row t = 0 is [0, 1, 0, 1, ...]; feature 2i is sin(t * 10000**(-2i/C)), feature "
@@ -258,7 +250,7 @@ question(
         misconception(
             "You rotated by -t·θ_i (the transposed matrix): x'_2i = x_2i cos - x_2i+1 sin and "
             "x'_2i+1 = x_2i sin + x_2i+1 cos",
-            code=_swap(ROPE, ("even * cos - odd * sin, even * sin + odd * cos",
+            code=edited(ROPE, ("even * cos - odd * sin, even * sin + odd * cos",
                               "even * cos + odd * sin, -even * sin + odd * cos"))),
         misconception(
             "You paired feature i with feature i + D/2 (the two halves, as some libraries "
@@ -268,17 +260,17 @@ question(
             "You rotated the right pairs but wrote them back as two halves (all x'_2i, then "
             "all x'_2i+1): each rotated pair stays at features 2i and 2i + 1 (stack on a new "
             "last axis, then flatten)",
-            code=_swap(ROPE, ("torch.stack([even * cos - odd * sin, even * sin + odd * cos], "
+            code=edited(ROPE, ("torch.stack([even * cos - odd * sin, even * sin + odd * cos], "
                               "dim=-1)\n    return rotated.flatten(-2)",
                               "torch.cat([even * cos - odd * sin, even * sin + odd * cos], "
                               "dim=-1)\n    return rotated"))),
         misconception(
             "Your angles use i where the formula has 2i: θ_i = 10000^(-2i/D)",
-            code=_swap(ROPE, ("torch.arange(0, D, 2, dtype=torch.float64) / D",
+            code=edited(ROPE, ("torch.arange(0, D, 2, dtype=torch.float64) / D",
                               "torch.arange(D // 2, dtype=torch.float64) / D"))),
         misconception(
             "Your positions start at 1: the first position is t = 0, and it is not rotated",
-            code=_swap(ROPE, ("torch.arange(T, dtype=torch.float64)",
+            code=edited(ROPE, ("torch.arange(T, dtype=torch.float64)",
                               "torch.arange(1, T + 1, dtype=torch.float64)"))),
     ],
     hint="even, odd = x[..., 0::2], x[..., 1::2]; rotate each pair by t * theta_i; "

@@ -4,21 +4,13 @@
 import numpy as np
 import torch
 
-from attnlab.grading.spec import Model, case, misconception, question
+from attnlab.grading.spec import Model, case, edited, misconception, question
 
 # --- cell 6 (ex09-05)
 # TESTS
 import torch
 
 from attnlab.data.reviews import reviews_task
-
-
-def _swap(reference, *changes):
-    # A misconception's code: the reference with lines changed, each (old, new).
-    for old, new in changes:
-        assert old in reference, old
-        reference = reference.replace(old, new)
-    return reference
 
 
 POOL = """
@@ -62,28 +54,28 @@ question(
         misconception(
             "You did not mask the padding: positions from lengths[b] on must get weight exactly "
             "0 (fill their scores with -inf before the softmax)",
-            code=_swap(POOL, ('    scores = scores.masked_fill(~real, float("-inf"))\n', ""))),
+            code=edited(POOL, ('    scores = scores.masked_fill(~real, float("-inf"))\n', ""))),
         misconception(
             "Off by one: you also let position lengths[b] be attended (<= instead of <); the "
             "real positions are 0 .. lengths[b] - 1",
-            code=_swap(POOL, ("< lengths[:, None]", "<= lengths[:, None]"))),
+            code=edited(POOL, ("< lengths[:, None]", "<= lengths[:, None]"))),
         misconception(
             "You did not scale the scores: divide q · W_k h_t by sqrt(C)",
-            code=_swap(POOL, (" / C**0.5", ""))),
+            code=edited(POOL, (" / C**0.5", ""))),
         misconception(
             "You divided the scores by C: divide by sqrt(C)",
-            code=_swap(POOL, (" / C**0.5", " / C"))),
+            code=edited(POOL, (" / C**0.5", " / C"))),
         misconception(
             "You computed the keys as h @ w_k: w_k is laid out like nn.Linear.weight, so the "
             "keys are h @ w_k.T",
-            code=_swap(POOL, ("(h @ w_k.T)", "(h @ w_k)"))),
+            code=edited(POOL, ("(h @ w_k.T)", "(h @ w_k)"))),
         misconception(
             "You averaged the keys: z is the weighted sum of the states h, not of h @ w_k.T",
-            code=_swap(POOL, ("(alpha[:, :, None] * h)", "(alpha[:, :, None] * (h @ w_k.T))"))),
+            code=edited(POOL, ("(alpha[:, :, None] * h)", "(alpha[:, :, None] * (h @ w_k.T))"))),
         misconception(
             "You took the softmax over the batch (dim 0): each review's weights must sum to 1 "
             "over its positions, the last dim",
-            code=_swap(POOL, ("torch.softmax(scores, dim=-1)", "torch.softmax(scores, dim=0)"))),
+            code=edited(POOL, ("torch.softmax(scores, dim=-1)", "torch.softmax(scores, dim=0)"))),
     ],
     hint="Build the mask torch.arange(S)[None, :] < lengths[:, None], score (h @ w_k.T) @ q "
          "/ sqrt(C), fill the masked scores with -inf, softmax over the last dim, then sum "
@@ -126,15 +118,15 @@ question(
     misconceptions=[
         misconception(
             "You counted the padding: column 0 (<pad>) must be 0",
-            code=_swap(BOW, ("    counts[:, 0] = 0.0\n", ""))),
+            code=edited(BOW, ("    counts[:, 0] = 0.0\n", ""))),
         misconception(
             "You recorded whether a word occurs (0 or 1), not how often: a word that occurs "
             "twice counts 2",
-            code=_swap(BOW, (".sum(dim=1).float()", ".amax(dim=1).float()"))),
+            code=edited(BOW, (".sum(dim=1).float()", ".amax(dim=1).float()"))),
         misconception(
             "You summed the one-hot vectors over the vocabulary (the last dim): sum them over "
             "the positions (dim 1), which leaves one count per word, (B, V)",
-            code=_swap(BOW, (".sum(dim=1).float()\n    counts[:, 0] = 0.0",
+            code=edited(BOW, (".sum(dim=1).float()\n    counts[:, 0] = 0.0",
                              ".sum(dim=-1).float()"))),
     ],
     hint="one_hot(ids, V) is (B, S, V); sum it over the positions, then zero column 0",
@@ -176,17 +168,17 @@ question(
     misconceptions=[
         misconception(
             "You ignored the negation: a \"not\" in a clause flips the clause's polarity",
-            code=_swap(LABEL, ("    if NEGATION in clause:\n        polarity = -polarity\n",
+            code=edited(LABEL, ("    if NEGATION in clause:\n        polarity = -polarity\n",
                                ""))),
         misconception(
             "The clause BEFORE \"but\" decided in your code: after a \"but\" only the words "
             "after it count",
-            code=_swap(LABEL, ("words[words.index(CONTRAST) + 1:]",
+            code=edited(LABEL, ("words[words.index(CONTRAST) + 1:]",
                                "words[: words.index(CONTRAST)]"))),
         misconception(
             "A \"not\" anywhere in the review flipped your label: it flips only the clause it "
             "stands in, and only the counting clauses matter",
-            code=_swap(LABEL, ("    if NEGATION in clause:", "    if NEGATION in text.split():"))),
+            code=edited(LABEL, ("    if NEGATION in clause:", "    if NEGATION in text.split():"))),
     ],
     hint="Cut the words after \"but\", keep the first clause (up to \"and\"), take the sign of "
          "its sentiment word and flip it if the clause holds \"not\"",

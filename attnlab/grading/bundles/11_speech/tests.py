@@ -4,7 +4,7 @@
 import numpy as np
 import torch
 
-from attnlab.grading.spec import Model, case, misconception, question
+from attnlab.grading.spec import Model, case, edited, misconception, question
 
 # --- cell 6 (ex11-05)
 # TESTS
