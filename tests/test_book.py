@@ -94,3 +94,25 @@ def test_each_chapter_with_exercises_links_to_them():
             text = "".join("".join(c["source"]) for c in json.loads(chapter.read_text())["cells"]
                            if c["cell_type"] == "markdown")
             assert f"{{doc}}`../exercises/{bundle.name}`" in text, f"{chapter.name}: no link"
+
+
+def test_the_site_is_ready_for_static_hosting(html):
+    import attnlab
+
+    assert (html / ".nojekyll").exists(), "GitHub Pages must serve _static/ as it is"
+    page = (html / "404.html").read_text()
+    assert 'href="/attention-lab/' in page, "the 404 page links from the site's root"
+    index = (html / "index.html").read_text()
+    assert f"Attention Lab {attnlab.__version__}" in index, "the version in the footer"
+    assert "CC BY-SA 4.0" in index and "MIT" in index, "the licences in the footer"
+
+
+def test_the_chapter_template_runs_top_to_bottom(tmp_path):
+    template = ROOT / "book" / "templates" / "chapter.ipynb"
+    proc = run([tool("jupyter"), "nbconvert", "--to", "notebook", "--execute", "--output-dir",
+                str(tmp_path), str(template)], env={"MPLBACKEND": "Agg"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cells = json.loads((tmp_path / "chapter.ipynb").read_text())["cells"]
+    assert cells[1]["id"] == "attnlab-setup" and cells[0]["source"][0].startswith("(ch-")
+    assert not [o for c in cells if c["cell_type"] == "code" for o in c["outputs"]
+                if o["output_type"] == "error"]

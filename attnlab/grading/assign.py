@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from attnlab.grading.spec import collect, load_set
+from attnlab.setup_cell import CELL_ID as SETUP_CELL_ID
+from attnlab.setup_cell import add_setup_cell
 
 __all__ = ["build_set", "split_source", "SourceError"]
 
@@ -130,13 +132,16 @@ def build_set(source_path: str | Path, *, exercises: str | Path, solutions: str 
     except json.JSONDecodeError as err:
         raise SourceError(f"{source_path} is not valid notebook JSON: {err}") from None
     student, solution, tests_code, meta = split_source(source)
+    for nb in (student, solution):
+        add_setup_cell(nb)  # Colab: installs attnlab where it is missing
     name = meta["set"]
     if source_path.stem != name:
         raise SourceError(f"{source_path}: the file name must be the set's name {name!r}")
     bundle = Path(bundles) / name
     bundle.mkdir(parents=True, exist_ok=True)
     (bundle / "tests.py").write_text(tests_code, encoding="utf-8")
-    code_cells = [c["id"] for c in student["cells"] if c["cell_type"] == "code"]
+    code_cells = [c["id"] for c in student["cells"]
+                  if c["cell_type"] == "code" and c["id"] != SETUP_CELL_ID]
     set_meta = {"name": name, "title": meta.get("title", name),
                 "practises": meta.get("practises", ""), "questions": [], "cells": code_cells}
     questions = collect(tests_code, str(bundle / "tests.py"))

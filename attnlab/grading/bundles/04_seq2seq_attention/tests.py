@@ -14,7 +14,6 @@ from attnlab.data import dates_task
 from attnlab.grading.codec import build_model
 from attnlab.models import AttentionSeq2Seq, Seq2Seq, Seq2SeqConfig, count_parameters
 
-
 ADDITIVE = """
 import torch
 def additive_attention(query, keys, values, w_q, w_k, w_v, mask=None):

@@ -14,7 +14,6 @@ import torch
 
 from attnlab.layers import MultiHeadAttention as _MHA
 
-
 SPLIT = """
 import torch
 def split_heads(x, num_heads):

@@ -12,7 +12,6 @@ import torch
 
 from attnlab.data.reviews import reviews_task
 
-
 POOL = """
 import torch
 def attention_pool(h, lengths, q, w_k):
