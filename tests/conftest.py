@@ -36,3 +36,14 @@ def run(cmd: list[str], *, env: dict[str, str] | None = None, timeout: float = 9
 def notebooks() -> list[Path]:
     """Every notebook that nbval re-runs: the chapters and the solutions."""
     return sorted([*ROOT.glob("chapters/*.ipynb"), *ROOT.glob("solutions/*.ipynb")])
+
+
+@pytest.fixture(scope="session")
+def html(tmp_path_factory) -> Path:
+    """The book built from a clean folder, warnings as errors (shared by the book tests)."""
+    out = tmp_path_factory.mktemp("book")
+    proc = run([tool("jupyter-book"), "build", str(ROOT), "--path-output", str(out),
+                "-W", "-n", "--keep-going"])
+    log = proc.stdout[-6000:] + proc.stderr[-6000:]
+    assert proc.returncode == 0, f"book build failed:\n{log}"
+    return out / "_build" / "html"

@@ -11,16 +11,6 @@ import yaml
 from conftest import ROOT, notebooks, run, tool
 
 
-@pytest.fixture(scope="module")
-def html(tmp_path_factory):
-    out = tmp_path_factory.mktemp("book")
-    proc = run([tool("jupyter-book"), "build", str(ROOT), "--path-output", str(out),
-                "-W", "-n", "--keep-going"])
-    log = proc.stdout[-6000:] + proc.stderr[-6000:]
-    assert proc.returncode == 0, f"book build failed:\n{log}"
-    return out / "_build" / "html"
-
-
 def toc_files() -> list[str]:
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     files = [toc["root"]]

@@ -160,8 +160,8 @@ def edited(code: str, *changes: tuple[str, str]) -> str:
             and the misconception no longer says what it meant to).
 
     Example:
-        >>> edited("y = x + 1\n", ("+ 1", "- 1"))
-        'y = x - 1\n'
+        >>> edited("y = x + 1", ("+ 1", "- 1"), ("y", "z"))
+        'z = x - 1'
     """
     for old, new in changes:
         if old not in code:

@@ -1,0 +1,84 @@
+"""Serve MathJax and mermaid from the built site itself, so that the book reads offline.
+
+Both come from Python packages that ``requirements.txt`` installs: MathJax 3 from
+``django-static-mathjax`` (its ``es5`` build) and mermaid 11 from ``mermaidx`` (its browser
+bundle). ``_config.yml`` points Sphinx at ``_static/mathjax/tex-chtml.js`` and
+sphinxcontrib-mermaid at ``_static/mermaid/mermaid.mjs``; this extension copies the files there
+when the HTML is written. Nothing is fetched from a CDN, at build time or when a page is read.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+from typing import Any
+
+# What tex-chtml.js loads: itself, its fonts, TeX extensions on demand, the menu and the
+# accessibility tools (with the speech rule engine's maps).
+MATHJAX_PARTS = ["tex-chtml.js", "output/chtml", "input/tex/extensions", "a11y", "sre", "ui",
+                 "adaptors"]
+
+# mermaid's browser bundle ends by setting globalThis.mermaid; sphinxcontrib-mermaid imports an
+# ES module with a default export. The module is the bundle with that last statement exported.
+BUNDLE_END = 'globalThis["mermaid"] = globalThis.__esbuild_esm_mermaid_nm["mermaid"].default;'
+MODULE_END = 'export default __esbuild_esm_mermaid_nm["mermaid"].default;'
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"the book needs the package {name!r}: pip install -r requirements.txt")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def mathjax_dir() -> Path:
+    return _package_dir("mathjax") / "static" / "mathjax" / "es5"
+
+
+def mermaid_js() -> Path:
+    return _package_dir("mermaidx") / "assets" / "mermaid.js"
+
+
+def copy_assets(static: Path) -> None:
+    """Copy MathJax and mermaid into a site's ``_static`` folder."""
+    source = mathjax_dir()
+    for part in MATHJAX_PARTS:
+        src, dst = source / part, static / "mathjax" / part
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    bundle = mermaid_js().read_text(encoding="utf-8").rstrip()
+    if not bundle.endswith(BUNDLE_END):
+        raise RuntimeError(f"{mermaid_js()} does not end as expected: cannot make an ES module")
+    (static / "mermaid").mkdir(parents=True, exist_ok=True)
+    (static / "mermaid" / "mermaid.mjs").write_text(
+        bundle[: -len(BUNDLE_END)] + MODULE_END + "\n", encoding="utf-8")
+
+
+def _dedupe_scripts(app: Any, pagename: str, templatename: str, context: dict[str, Any],
+                    doctree: Any) -> None:
+    """Drop repeated inline scripts: sphinx-thebe's configuration is added twice under
+    Jupyter Book 1, and a second ``const THEBE_JS_URL`` is a script error in the browser."""
+    seen, unique = set(), []
+    for script in context.get("script_files", []):
+        key = (getattr(script, "filename", str(script)) or "",  # None and "" alike
+               repr(sorted(getattr(script, "attributes", {}).items())))  # not the priority
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    context["script_files"][:] = unique  # in place: the template may hold this list
+
+
+def _on_build_finished(app: Any, exception: Exception | None) -> None:
+    if exception is None and app.builder.format == "html":
+        copy_assets(Path(app.outdir) / "_static")
+
+
+def setup(app: Any) -> dict[str, Any]:
+    mathjax_dir(), mermaid_js()  # fail early, with the reason, when a package is missing
+    app.connect("build-finished", _on_build_finished)
+    app.connect("html-page-context", _dedupe_scripts, priority=100)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,154 @@
+"""The rendered book in a real browser: headless Chromium (Debian's `chromium`) driven by
+Playwright over every page, served from localhost with no internet.
+
+Each page must load without console errors or failed requests, ask nothing of another host,
+show every image, typeset its math and render its mermaid diagrams to SVG; the search finds
+"softmax". Screenshots of three pages are kept in test-artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+INSTALL = ("install Debian's Chromium to run the real-browser test: `sudo apt-get install "
+           "chromium` (.ci/run does this in CI)")
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+SCREENSHOTS = ["book/intro.html", "chapters/01_softmax.html", "chapters/06_transformer.html"]
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=INSTALL)
+
+
+PREFIX = "/attention-lab"  # where GitHub Pages serves the project's site (notfound_urls_prefix)
+
+
+class _Pages(http.server.SimpleHTTPRequestHandler):
+    """Serves the site under PREFIX, as GitHub Pages does, and the 404 page for what is missing."""
+
+    def translate_path(self, path: str) -> str:
+        if path.startswith(PREFIX + "/"):
+            path = path[len(PREFIX):]
+        return super().translate_path(path)
+
+    def send_error(self, code, message=None, explain=None):  # the site's own 404 page
+        page = Path(self.directory) / "404.html"
+        if code != 404 or not page.exists():
+            return super().send_error(code, message, explain)
+        body = page.read_bytes()
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:  # keep the test output readable
+        pass
+
+
+@pytest.fixture(scope="module")
+def site(html):
+    handler = functools.partial(_Pages, directory=str(html))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}{PREFIX}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements.txt")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def pages(html: Path) -> list[str]:
+    skip = {"genindex.html", "search.html", "py-modindex.html"}
+    return sorted(str(p.relative_to(html)) for p in html.rglob("*.html")
+                  if "_static" not in p.parts and p.name not in skip)
+
+
+def visit(browser, url: str, math: bool, screenshot: Path | None = None) -> dict:
+    """Open a page; collect console errors, failed or foreign requests, broken images."""
+    page = browser.new_page()
+    problems: list[str] = []
+    host = urlparse(url).netloc
+    page.on("console", lambda m: m.type == "error" and "favicon.ico" not in m.location["url"]
+            and problems.append(f"console: {m.text}"))
+    page.on("pageerror", lambda e: problems.append(f"script error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+
+    def on_response(response) -> None:
+        # (a page without an icon of its own makes the browser ask for /favicon.ico)
+        if response.status >= 400 and not url.endswith("/404.html") \
+                and urlparse(response.url).path != "/favicon.ico":
+            problems.append(f"HTTP {response.status}: {response.url}")
+
+    def on_request(request) -> None:
+        netloc = urlparse(request.url).netloc
+        if request.url.startswith("http") and netloc != host:
+            problems.append(f"asked another host: {request.url}")
+
+    page.on("response", on_response)
+    page.on("request", on_request)
+    page.goto(url, wait_until="networkidle")
+    if math:
+        page.wait_for_function("document.querySelectorAll('mjx-container').length > 0",
+                               timeout=30_000)
+    mermaids = page.evaluate("document.querySelectorAll('pre.mermaid, div.mermaid').length")
+    if mermaids:
+        page.wait_for_function(
+            "[...document.querySelectorAll('pre.mermaid, div.mermaid')]"
+            ".every(e => e.querySelector('svg'))", timeout=30_000)
+    broken = page.evaluate("[...document.images].filter(i => !(i.complete && i.naturalWidth > 0))"
+                           ".map(i => i.src)")
+    problems += [f"image did not load: {src}" for src in broken]
+    if screenshot is not None:
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshot), full_page=False)
+    result = {"problems": problems, "math": math, "mermaids": mermaids,
+              "images": page.evaluate("document.images.length")}
+    page.close()
+    return result
+
+
+def test_every_page_loads_cleanly_offline(browser, site, html):
+    found = pages(html)
+    assert len(found) >= 30, found
+    report, math_pages, mermaid_pages, images = {}, 0, 0, 0
+    for rel in found:
+        shot = ARTIFACTS / rel.replace("/", "_").replace(".html", ".png") \
+            if rel in SCREENSHOTS else None
+        math = 'class="math notranslate' in (html / rel).read_text()
+        r = visit(browser, f"{site}/{rel}", math, shot)
+        if r["problems"]:
+            report[rel] = r["problems"][:5]
+        math_pages += r["math"]
+        mermaid_pages += r["mermaids"] > 0
+        images += r["images"]
+    assert report == {}, report
+    assert math_pages >= 5 and mermaid_pages >= 1 and images >= 20, (math_pages, mermaid_pages,
+                                                                     images)
+    for rel in SCREENSHOTS:
+        assert (ARTIFACTS / rel.replace("/", "_").replace(".html", ".png")).stat().st_size > 10_000
+
+
+def test_search_finds_softmax(browser, site):
+    page = browser.new_page()
+    page.goto(f"{site}/search.html?q=softmax", wait_until="networkidle")
+    page.wait_for_function("document.querySelectorAll('#search-results li').length > 0",
+                           timeout=30_000)
+    titles = page.eval_on_selector_all("#search-results li a", "els => els.map(e => e.href)")
+    page.close()
+    assert any("01_softmax" in t for t in titles), titles
