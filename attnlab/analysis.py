@@ -2,7 +2,16 @@
 
 - :func:`attention_rollout` -- attention rollout (Abnar & Zuidema 2020):
   the attention of every layer, with the residual connection counted as
-  attention to oneself, multiplied through the layers.
+  attention to oneself, multiplied through the layers;
+- :func:`attention_entropy` -- how sharp or diffuse each query's attention is;
+- :func:`attention_layers`, :func:`record_attention` -- find a model's
+  attention layers, and record their weights when the model does not return them;
+- :func:`mask_heads`, :func:`head_importance`, :func:`pruning_curve`,
+  :func:`head_order`, :func:`prunable_heads` -- switch heads off and measure
+  what the model loses (Michel et al. 2019);
+- :func:`gradient_x_input`, :func:`occlusion`, :func:`rank_correlation` --
+  attributions of a prediction to the input tokens other than attention, and
+  a way to compare any two.
 
 Weights are laid out as :class:`attnlab.layers.MultiHeadAttention` returns
 them, (B, H, T, S), with self-attention's S = T; a stack of L layers is
@@ -11,14 +20,31 @@ them, (B, H, T, S), with self-attention's S = T; a stack of L layers is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Literal
 
 import torch
+from torch import nn
 
 from attnlab._validate import shape_str
+from attnlab.layers import MultiHeadAttention
 
-__all__ = ["attention_rollout"]
+__all__ = [
+    "attention_rollout",
+    "attention_entropy",
+    "attention_layers",
+    "record_attention",
+    "mask_heads",
+    "head_importance",
+    "pruning_curve",
+    "head_order",
+    "prunable_heads",
+    "gradient_x_input",
+    "occlusion",
+    "rank_correlation",
+]
 
 HeadFusion = Literal["mean", "max", "min"]
 
@@ -126,3 +152,569 @@ def attention_rollout(
     for layer in range(1, w.shape[-4]):
         rollout = mixed[..., layer, :, :] @ rollout  # (..., T, T) @ (..., T, T) -> (..., T, T)
     return rollout
+
+
+# ------------------------------------------------------------------ reading the heads
+
+
+def attention_entropy(weights: torch.Tensor, *, base: float | None = None) -> torch.Tensor:
+    r"""The entropy of each row of attention weights: how spread out a query's attention is.
+
+    .. math::
+
+        H_t = -\sum_{s} \alpha_{ts} \log \alpha_{ts}, \qquad 0 \log 0 = 0 .
+
+    A query that puts all its weight on one key has entropy 0; one that spreads
+    it evenly over S keys has the largest possible entropy, :math:`\log S`.
+    Averaged over queries and examples, it separates sharp heads from diffuse
+    ones. Keys with weight 0 (masked ones) contribute 0, so a causal row t has
+    at most :math:`\log(t + 1)`; a row that attended nothing gets 0.
+
+    Args:
+        weights: attention weights (..., T, S), rows summing to 1 (or 0).
+        base: the logarithm's base: None for nats (e), 2 for bits.
+
+    Shape:
+        (..., T, S) -> (..., T): one entropy per query.
+
+    Returns:
+        A new float tensor of entropies, ``weights`` is not modified.
+
+    Raises:
+        ValueError: weights with fewer than 2 dimensions, not floating point,
+            negative or not finite, or a ``base`` that is not > 0 and != 1.
+
+    Example:
+        >>> w = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.25, 0.25, 0.25, 0.25]])   # (T=2, S=4)
+        >>> attention_entropy(w, base=2)          # one-hot: 0 bits; uniform over 4: 2 bits
+        tensor([0., 2.])
+    """
+    if not isinstance(weights, torch.Tensor) or weights.dim() < 2:
+        got = shape_str(weights) if isinstance(weights, torch.Tensor) else type(weights).__name__
+        raise ValueError(f"weights must be (..., T, S) attention weights, got {got}")
+    if not weights.is_floating_point():
+        raise ValueError(f"weights must be floating point, got dtype {weights.dtype}")
+    if not torch.isfinite(weights).all() or bool((weights < 0).any()):
+        raise ValueError("weights must be finite and non-negative (attention probabilities)")
+    if base is not None and (isinstance(base, bool) or not float(base) > 0 or float(base) == 1):
+        raise ValueError(f"base must be None (nats) or a number > 0 other than 1, got {base!r}")
+    logs = torch.log(torch.where(weights > 0, weights, torch.ones_like(weights)))  # 0 log 0 = 0
+    entropy = -(weights * logs).sum(dim=-1) + 0.0  # (..., T); + 0.0 turns -0.0 into 0.0
+    if base is not None:
+        entropy = entropy / math.log(float(base))
+    return entropy
+
+
+def attention_layers(model: nn.Module) -> list[MultiHeadAttention]:
+    """The :class:`~attnlab.layers.MultiHeadAttention` modules of a model, in module order.
+
+    Layer ``l`` of :func:`mask_heads` and :func:`head_importance` is entry ``l``
+    of this list: for :class:`~attnlab.models.vit.ViT` and
+    :class:`~attnlab.models.GPT`, block ``l``'s self-attention.
+
+    Args:
+        model: any module (a MultiHeadAttention itself counts as one layer).
+
+    Returns:
+        The list of attention modules (empty when there is none).
+
+    Example:
+        >>> from attnlab.models.vit import ViT, ViTConfig
+        >>> [type(m).__name__ for m in attention_layers(ViT(ViTConfig(depth=3)))]
+        ['MultiHeadAttention', 'MultiHeadAttention', 'MultiHeadAttention']
+    """
+    return [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
+
+
+def _head_list(model: nn.Module, heads: Iterable[tuple[int, int]]
+               ) -> tuple[list[MultiHeadAttention], dict[int, list[int]]]:
+    layers = attention_layers(model)
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no MultiHeadAttention layer")
+    chosen: dict[int, list[int]] = {}
+    for pair in heads:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"heads must be (layer, head) pairs, got {pair!r}")
+        layer, head = (int(v) for v in pair)
+        if not 0 <= layer < len(layers):
+            raise ValueError(f"layer {layer} out of range: the model has {len(layers)} "
+                             "attention layers")
+        if not 0 <= head < layers[layer].num_heads:
+            raise ValueError(f"head {head} out of range: layer {layer} has "
+                             f"{layers[layer].num_heads} heads")
+        chosen.setdefault(layer, []).append(head)
+    return layers, chosen
+
+
+@contextmanager
+def mask_heads(model: nn.Module, heads: Iterable[tuple[int, int]]) -> Iterator[None]:
+    r"""Switch off attention heads while the ``with`` block runs.
+
+    Head h of a :class:`~attnlab.layers.MultiHeadAttention` writes the slice
+    ``h*D : (h+1)*D`` of the concatenation that the output projection
+    :math:`W^O` reads. A forward pre-hook on ``out_proj`` zeroes that slice,
+    which is the gate :math:`\xi_h = 0` of Michel et al. (2019):
+
+    .. math::
+
+        \operatorname{out} = \textstyle\sum_h \xi_h\, \operatorname{head}_h W^O_h + b^O .
+
+    The other heads, the bias and the residual path are untouched; the hooks
+    are removed on leaving the block, even after an error. Parameters are not
+    modified.
+
+    Args:
+        model: a module containing MultiHeadAttention layers, numbered as
+            :func:`attention_layers` lists them.
+        heads: (layer, head) pairs to switch off; an empty iterable masks nothing.
+
+    Raises:
+        ValueError: a model without attention layers, or a pair out of range.
+
+    Example:
+        >>> from attnlab.layers import MultiHeadAttention
+        >>> mha = MultiHeadAttention(4, num_heads=2, bias=False)
+        >>> x = torch.randn(1, 3, 4)
+        >>> with mask_heads(mha, [(0, 0), (0, 1)]):    # every head off: the output is 0
+        ...     bool((mha(x) == 0).all())
+        True
+        >>> bool((mha(x) == 0).all())                 # and back on after the block
+        False
+    """
+    layers, chosen = _head_list(model, heads)
+    handles = []
+
+    def make_hook(layer: MultiHeadAttention, off: list[int]):  # noqa: ANN202 - a hook
+        D = layer.head_dim
+        keep = torch.ones(layer.embed_dim)
+        for h in off:
+            keep[h * D:(h + 1) * D] = 0.0
+
+        def hook(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+            merged = args[0]  # (B, T, C): the heads side by side
+            return (merged * keep.to(merged.device, merged.dtype),) + tuple(args[1:])
+
+        return hook
+
+    try:
+        for index, off in chosen.items():
+            layer = layers[index]
+            handles.append(layer.out_proj.register_forward_pre_hook(make_hook(layer, off)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def record_attention(model: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Record the attention weights of every MultiHeadAttention call of a model.
+
+    Models such as :class:`~attnlab.models.GPT` do not return their attention
+    weights. Inside the ``with`` block, each call of one of the model's
+    attention layers is made with ``need_weights=True`` (a forward pre-hook),
+    its weights are appended to the yielded list, detached, and the caller gets
+    the output it asked for (a forward hook). The computation is the layer's
+    own, so the weights are exactly those it used.
+
+    Args:
+        model: a module containing MultiHeadAttention layers.
+
+    Yields:
+        A list that fills with one (B, H, T, S) tensor per attention call, in
+        call order (for one forward pass of a stack: layer 0 first).
+
+    Raises:
+        ValueError: a model without attention layers.
+
+    Example:
+        >>> from attnlab.models import GPT, GPTConfig
+        >>> gpt = GPT(GPTConfig(vocab_size=10, block_size=8, n_embd=16, n_head=2))
+        >>> with record_attention(gpt) as weights:
+        ...     logits = gpt(torch.zeros(3, 5, dtype=torch.long))
+        >>> logits.shape, len(weights), weights[0].shape      # 2 layers of (B, H, T, T)
+        (torch.Size([3, 5, 10]), 2, torch.Size([3, 2, 5, 5]))
+    """
+    layers = attention_layers(model)
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no MultiHeadAttention layer")
+    recorded: list[torch.Tensor] = []
+    asked: list[bool] = []
+
+    def before(_module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        asked.append(bool(kwargs.get("need_weights", False)))
+        return args, {**kwargs, "need_weights": True}
+
+    def after(_module: nn.Module, _args: tuple, output: tuple[torch.Tensor, torch.Tensor]):
+        out, weights = output
+        recorded.append(weights.detach())
+        return output if asked.pop() else out
+
+    handles = []
+    try:
+        for layer in layers:
+            handles.append(layer.register_forward_pre_hook(before, with_kwargs=True))
+            handles.append(layer.register_forward_hook(after))
+        yield recorded
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def head_importance(
+    model: nn.Module, evaluate: Callable[[nn.Module], float]
+) -> tuple[float, torch.Tensor]:
+    """How much a score falls when each head alone is switched off.
+
+    The importance of head h of layer l is ``evaluate(model)`` minus the same
+    with that one head masked by :func:`mask_heads` (Michel et al. 2019 measure
+    it this way, and estimate it by a gradient for large models). With an
+    accuracy, 0.05 means "the model loses 5 points without this head"; a
+    negative value means it does better without.
+
+    Args:
+        model: a module whose attention layers all have the same number of heads H.
+        evaluate: a function of the model that returns a number, larger is
+            better (an accuracy, or minus a loss); it should run in eval mode
+            without gradients.
+
+    Shape:
+        Returns a baseline and importances (L, H).
+
+    Returns:
+        ``(baseline, importance)``: the score with every head on, and a float64
+        tensor (L, H) of drops.
+
+    Raises:
+        ValueError: a model without attention layers, or layers with different H.
+
+    Example:
+        >>> from attnlab.layers import MultiHeadAttention
+        >>> torch.manual_seed(0) and None
+        >>> mha = MultiHeadAttention(4, num_heads=2, bias=False).requires_grad_(False)
+        >>> x = torch.randn(1, 3, 4)
+        >>> base, imp = head_importance(mha, lambda m: float(m(x).abs().sum()))
+        >>> imp.shape, bool((imp > 0).all())      # either head carries part of |out|
+        (torch.Size([1, 2]), True)
+    """
+    layers = attention_layers(model)
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no MultiHeadAttention layer")
+    counts = {layer.num_heads for layer in layers}
+    if len(counts) != 1:
+        raise ValueError(f"the attention layers have different head counts {sorted(counts)}: "
+                         "importance (L, H) needs one H")
+    H = counts.pop()
+    baseline = float(evaluate(model))
+    importance = torch.zeros(len(layers), H, dtype=torch.float64)
+    for layer in range(len(layers)):
+        for head in range(H):
+            with mask_heads(model, [(layer, head)]):
+                importance[layer, head] = baseline - float(evaluate(model))
+    return baseline, importance
+
+
+def pruning_curve(
+    model: nn.Module,
+    order: Sequence[tuple[int, int]] | torch.Tensor,
+    evaluate: Callable[[nn.Module], float],
+) -> list[float]:
+    """The score as heads are switched off one after another, in a given order.
+
+    Entry k is ``evaluate(model)`` with the first k heads of ``order`` masked
+    together. Ordered from the least important head to the most (e.g.
+    ``head_order(importance)``), the curve shows how many heads a model can lose
+    before the score falls (Michel et al. 2019, Voita et al. 2019).
+
+    Args:
+        model: a module with MultiHeadAttention layers.
+        order: (layer, head) pairs, a sequence or a (K, 2) integer tensor.
+        evaluate: as for :func:`head_importance`.
+
+    Returns:
+        The K + 1 scores, in order (none masked, the first masked, ..., all K masked).
+
+    Raises:
+        ValueError: a pair out of range, or a head listed twice.
+
+    Example:
+        >>> from attnlab.layers import MultiHeadAttention
+        >>> mha = MultiHeadAttention(4, num_heads=2, bias=False).requires_grad_(False)
+        >>> x = torch.randn(1, 3, 4)
+        >>> curve = pruning_curve(mha, [(0, 1), (0, 0)], lambda m: float(m(x).abs().sum()))
+        >>> len(curve), curve[-1]                  # no head left: the output is 0
+        (3, 0.0)
+    """
+    pairs = [tuple(int(v) for v in pair) for pair in
+             (order.tolist() if isinstance(order, torch.Tensor) else order)]
+    if len(set(pairs)) != len(pairs):
+        raise ValueError("order lists a head twice")
+    _head_list(model, pairs)  # checks the ranges
+    curve = []
+    for k in range(len(pairs) + 1):
+        with mask_heads(model, pairs[:k]):
+            curve.append(float(evaluate(model)))
+    return curve
+
+
+def head_order(importance: torch.Tensor) -> torch.Tensor:
+    """The heads as (layer, head) pairs, from the least important to the most.
+
+    Ties keep the order layer by layer, head by head (a stable sort).
+
+    Args:
+        importance: (L, H) importances, as :func:`head_importance` returns them.
+
+    Shape:
+        (L, H) -> (L * H, 2).
+
+    Returns:
+        An int64 tensor of (layer, head) rows.
+
+    Raises:
+        ValueError: importance that is not a 2-D tensor.
+
+    Example:
+        >>> head_order(torch.tensor([[0.3, 0.0, 0.1], [0.2, 0.5, -0.1]])).tolist()
+        [[1, 2], [0, 1], [0, 2], [1, 0], [0, 0], [1, 1]]
+    """
+    if not isinstance(importance, torch.Tensor) or importance.dim() != 2:
+        got = shape_str(importance) if isinstance(importance, torch.Tensor) else \
+            type(importance).__name__
+        raise ValueError(f"importance must be (L, H), got {got}")
+    H = importance.shape[1]
+    flat = torch.argsort(importance.flatten(), stable=True)  # (L*H,) least important first
+    return torch.stack([flat // H, flat % H], dim=1)  # (L*H, 2)
+
+
+def prunable_heads(curve: Sequence[float], tolerance: float = 0.01) -> int:
+    """How many heads can go, in the curve's order, before the score falls by > ``tolerance``.
+
+    The answer is the largest k such that every one of ``curve[0..k]`` stays
+    at or above ``curve[0] - tolerance`` (a small margin of 1e-9 absorbs
+    rounding).
+
+    Args:
+        curve: a :func:`pruning_curve` (entry 0: nothing masked).
+        tolerance: the largest acceptable fall (0.01 = 1 point of accuracy).
+
+    Returns:
+        k, from 0 to ``len(curve) - 1``.
+
+    Raises:
+        ValueError: an empty curve or a negative tolerance.
+
+    Example:
+        >>> prunable_heads([0.98, 0.985, 0.975, 0.96, 0.979], tolerance=0.01)
+        2
+    """
+    if len(curve) == 0:
+        raise ValueError("curve is empty")
+    if not tolerance >= 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance!r}")
+    floor = curve[0] - tolerance - 1e-9
+    k = 0
+    while k + 1 < len(curve) and curve[k + 1] >= floor:
+        k += 1
+    return k
+
+
+# ---------------------------------------------------------------- attributing a score
+
+
+def gradient_x_input(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    embedding: nn.Module,
+    score: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    r"""Gradient × input: each token's first-order share of a score.
+
+    With :math:`e_t` the embedding of token t (the output of ``embedding``)
+    and :math:`f` the score,
+
+    .. math::
+
+        a_t = \nabla_{e_t} f \cdot e_t ,
+
+    the first-order estimate of how much f changes when :math:`e_t` is set to
+    zero (Shrikumar et al. 2017; with the gradient alone, Simonyan et al.
+    2014). The embedding's output is captured by a forward hook; the gradient
+    is taken with ``torch.autograd.grad``, so the parameters' ``.grad``
+    are not touched.
+
+    Args:
+        model: the model; ``model(inputs)`` must run ``embedding`` exactly once.
+        inputs: what the model reads (token ids, images, ...), batch first.
+        embedding: the submodule whose output (B, T, C) holds one vector per
+            token, e.g. ``gpt.tok_embed`` or ``vit.patch_embed``.
+        score: a function of the model's output that returns the (B,) numbers
+            to explain, one per example (e.g. the logit of the predicted class).
+            Examples must not interact (no batch norm in training mode).
+
+    Shape:
+        -> (B, T), one attribution per token of the embedding's output.
+
+    Returns:
+        A float tensor (B, T), detached.
+
+    Raises:
+        ValueError: an embedding that ran other than once, an embedding output
+            that is not (B, T, C), or a score that is not (B,).
+
+    Example:
+        A linear "model" sums its token vectors; its score is their total,
+        so each token's attribution is the sum of its own vector:
+
+        >>> emb = nn.Embedding(3, 2)
+        >>> with torch.no_grad():
+        ...     _ = emb.weight.copy_(torch.tensor([[1.0, 2.0], [0.0, -1.0], [3.0, 0.5]]))
+        >>> model = nn.Sequential(emb)
+        >>> gradient_x_input(model, torch.tensor([[0, 1, 2]]), emb,
+        ...                  lambda out: out.sum(dim=(1, 2)))
+        tensor([[ 3.0000, -1.0000,  3.5000]])
+    """
+    captured: list[torch.Tensor] = []
+
+    def hook(_module: nn.Module, _args: tuple, output: torch.Tensor) -> None:
+        captured.append(output)
+
+    handle = embedding.register_forward_hook(hook)
+    try:
+        with torch.enable_grad():
+            out = model(inputs)
+            if len(captured) != 1:
+                raise ValueError(f"the embedding ran {len(captured)} times in one forward "
+                                 "pass; it must run exactly once")
+            e = captured[0]
+            if e.dim() != 3:
+                raise ValueError(f"the embedding's output must be (B, T, C), got {shape_str(e)}")
+            f = score(out)
+            if not isinstance(f, torch.Tensor) or f.shape != (e.shape[0],):
+                got = shape_str(f) if isinstance(f, torch.Tensor) else type(f).__name__
+                raise ValueError(f"score must return (B,) = ({e.shape[0]},) numbers, got {got}")
+            (grad,) = torch.autograd.grad(f.sum(), e)  # (B, T, C)
+    finally:
+        handle.remove()
+    return (grad * e).sum(dim=-1).detach()  # (B, T)
+
+
+def occlusion(
+    score_fn: Callable[[torch.Tensor], torch.Tensor],
+    inputs: torch.Tensor,
+    replacement: float | int | torch.Tensor,
+    positions: Sequence[int] | None = None,
+) -> torch.Tensor:
+    """Occlusion: how much a score falls when one token is replaced.
+
+    For each position t, token t of every example is replaced by
+    ``replacement`` (a blank patch, a filler word) and the score recomputed:
+    ``a_t = score(inputs) - score(inputs with token t replaced)``. A large
+    positive value means the model needed that token (Zeiler & Fergus 2014
+    slide a grey square over an image; in text this is leave-one-out). It
+    measures the model's behaviour directly, at the price of one forward pass
+    per position, on inputs that may lie off the training distribution.
+
+    Args:
+        score_fn: maps a batch of inputs to (B,) scores, e.g. the
+            log-probability of a fixed class per example. It is called once on
+            ``inputs`` and once on a batch of B * P occluded copies, ordered
+            example by example.
+        inputs: (B, T, ...) -- token ids (B, T), or patches (B, N, P*P).
+        replacement: what a removed token becomes: a number, or a tensor that
+            broadcasts to one token, ``inputs[:, t]``'s (...) shape.
+        positions: the P positions to occlude (default: all T).
+
+    Shape:
+        inputs (B, T, ...) -> (B, P).
+
+    Returns:
+        A float tensor (B, P) of score drops, detached.
+
+    Raises:
+        ValueError: inputs with fewer than 2 dimensions, a position out of
+            range, or a score_fn that does not return (B,) then (B * P,).
+
+    Example:
+        A score that counts the ones in a sequence; replacing a token by 0
+        lowers it by 1 exactly where there was a 1:
+
+        >>> ids = torch.tensor([[1, 0, 1, 2]])
+        >>> occlusion(lambda x: (x == 1).sum(-1).float(), ids, 0)
+        tensor([[1., 0., 1., 0.]])
+    """
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() < 2:
+        got = shape_str(inputs) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+        raise ValueError(f"inputs must be (B, T, ...), got {got}")
+    B, T = inputs.shape[:2]
+    pos = list(range(T)) if positions is None else [int(p) for p in positions]
+    if any(not 0 <= p < T for p in pos) or not pos:
+        raise ValueError(f"positions must be a non-empty list of positions in 0..{T - 1}, "
+                         f"got {positions!r}")
+    P = len(pos)
+    with torch.no_grad():
+        base = score_fn(inputs)
+        if not isinstance(base, torch.Tensor) or base.shape != (B,):
+            raise ValueError(f"score_fn must return (B,) = ({B},) scores")
+        copies = inputs.unsqueeze(1).repeat(1, P, *([1] * (inputs.dim() - 1)))  # (B, P, T, ...)
+        index = torch.arange(P)
+        copies[:, index, torch.tensor(pos)] = torch.as_tensor(
+            replacement, dtype=inputs.dtype, device=inputs.device)
+        occluded = score_fn(copies.reshape(B * P, *inputs.shape[1:]))
+        if not isinstance(occluded, torch.Tensor) or occluded.shape != (B * P,):
+            raise ValueError(f"score_fn must return (B * P,) = ({B * P},) scores on the "
+                             "occluded copies")
+    return (base[:, None] - occluded.reshape(B, P)).float()  # (B, P)
+
+
+def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    r"""Spearman's rank correlation between two attributions, row by row.
+
+    Each row is replaced by its ranks (tied values share their average rank)
+    and Pearson's correlation of the ranks is returned: 1 when the two orders
+    agree exactly, -1 when one reverses the other, near 0 when unrelated.
+    Jain & Wallace (2019) compare attention with other importance measures
+    this way (with Kendall's tau).
+
+    Args:
+        a: scores (..., N).
+        b: scores (..., N), the same shape.
+
+    Shape:
+        (..., N), (..., N) -> (...).
+
+    Returns:
+        A float64 tensor; a row in which either input is constant has no
+        ranking, and gets NaN.
+
+    Raises:
+        ValueError: shapes that differ, or N < 2.
+
+    Example:
+        >>> a, b = torch.tensor([0.1, 0.5, 0.2]), torch.tensor([1.0, 9.0, 3.0])
+        >>> round(float(rank_correlation(a, b)), 6)       # the same order: 1
+        1.0
+        >>> up, down = torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([4.0, 3.0, 2.0, 1.0])
+        >>> round(float(rank_correlation(up, down)), 6)   # the reverse order: -1
+        -1.0
+    """
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or a.shape != b.shape:
+        got = tuple(shape_str(x) if isinstance(x, torch.Tensor) else type(x).__name__
+                    for x in (a, b))
+        raise ValueError(f"a and b must be tensors of one shape (..., N), got {got[0]} and "
+                         f"{got[1]}")
+    if a.dim() == 0 or a.shape[-1] < 2:
+        raise ValueError(f"a rank correlation needs N >= 2 scores per row, got {shape_str(a)}")
+
+    def ranks(x: torch.Tensor) -> torch.Tensor:
+        x = x.double()
+        below = (x[..., None, :] < x[..., :, None]).sum(-1)  # (..., N): how many are smaller
+        equal = (x[..., None, :] == x[..., :, None]).sum(-1)  # (..., N): itself included
+        return below.double() + (equal.double() + 1) / 2  # average 1-based rank
+
+    ra, rb = ranks(a), ranks(b)
+    ra = ra - ra.mean(-1, keepdim=True)
+    rb = rb - rb.mean(-1, keepdim=True)
+    denom = ra.norm(dim=-1) * rb.norm(dim=-1)
+    nan = torch.full_like(denom, float("nan"))
+    return torch.where(denom > 0, (ra * rb).sum(-1) / torch.where(denom > 0, denom, 1.0), nan)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
 import yaml
 
 from conftest import ROOT, notebooks, run, tool

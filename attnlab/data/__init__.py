@@ -562,3 +562,16 @@ from attnlab.data.keypad import (  # noqa: E402
 
 __all__ += ["KeypadConfig", "KeypadTask", "Recordings", "keypad_task", "synthesize",
             "log_spectrogram", "span_mask", "key_frequencies", "peak_decode"]
+from attnlab.data.series import (  # noqa: E402
+    ForecastTask,
+    SeriesConfig,
+    Standardizer,
+    Windows,
+    forecasting_task,
+    generate_series,
+    make_windows,
+    time_splits,
+)
+
+__all__ += ["SeriesConfig", "generate_series", "time_splits", "Windows", "make_windows",
+            "Standardizer", "ForecastTask", "forecasting_task"]

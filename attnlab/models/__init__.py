@@ -448,3 +448,13 @@ __all__ += ["ViT", "ViTConfig", "SmallCNN", "CNNConfig", "SASRec", "SASRecConfig
 from attnlab.models.listener import Listener, ListenerConfig  # noqa: E402
 
 __all__ += ["Listener", "ListenerConfig"]
+from attnlab.models.forecaster import (  # noqa: E402
+    Forecaster,
+    ForecasterConfig,
+    LinearForecaster,
+    naive_forecast,
+    seasonal_naive_forecast,
+)
+
+__all__ += ["Forecaster", "ForecasterConfig", "LinearForecaster", "naive_forecast",
+            "seasonal_naive_forecast"]
