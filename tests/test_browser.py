@@ -152,3 +152,21 @@ def test_search_finds_softmax(browser, site):
     titles = page.eval_on_selector_all("#search-results li a", "els => els.map(e => e.href)")
     page.close()
     assert any("01_softmax" in t for t in titles), titles
+
+
+def test_an_interactive_figure_responds_to_input(browser, site):
+    """Chapter 1's softmax explorer runs in the static page: no kernel, no network."""
+    page = browser.new_page()
+    page.goto(f"{site}/chapters/01_softmax.html", wait_until="networkidle")
+    root = page.locator(".attnlab-explorer").first
+
+    def weights() -> list[float]:
+        return [float(x) for x in root.locator("text.w").all_text_contents()]
+
+    before = weights()
+    root.locator("input[type=range]").fill("0.05")
+    after = weights()
+    page.close()
+    assert len(before) == len(after) == 5
+    assert abs(sum(before) - 1) < 0.01 and abs(sum(after) - 1) < 0.01
+    assert max(after) > max(before) + 0.3, (before, after)  # a low temperature sharpens
