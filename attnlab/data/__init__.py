@@ -575,3 +575,20 @@ from attnlab.data.series import (  # noqa: E402
 
 __all__ += ["SeriesConfig", "generate_series", "time_splits", "Windows", "make_windows",
             "Standardizer", "ForecastTask", "forecasting_task"]
+from attnlab.data.dna import (  # noqa: E402
+    CONSENSUS,
+    DECOY_KINDS,
+    PARTNER,
+    DNASplit,
+    DNATask,
+    GrammarSplit,
+    GrammarTask,
+    dna_task,
+    grammar_task,
+    motif_pwm,
+    site_mask,
+    window_distances,
+)
+
+__all__ += ["DNASplit", "DNATask", "dna_task", "GrammarSplit", "GrammarTask", "grammar_task",
+            "motif_pwm", "window_distances", "site_mask", "CONSENSUS", "PARTNER", "DECOY_KINDS"]

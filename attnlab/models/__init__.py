@@ -458,3 +458,13 @@ from attnlab.models.forecaster import (  # noqa: E402
 
 __all__ += ["Forecaster", "ForecasterConfig", "LinearForecaster", "naive_forecast",
             "seasonal_naive_forecast"]
+from attnlab.models.motif import (  # noqa: E402
+    MotifAttention,
+    MotifAttentionConfig,
+    MotifCNN,
+    MotifCNNConfig,
+    peak_in_mask,
+)
+
+__all__ += ["MotifAttentionConfig", "MotifAttention", "MotifCNNConfig", "MotifCNN",
+            "peak_in_mask"]

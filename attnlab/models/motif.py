@@ -1,0 +1,204 @@
+r"""Motif detectors for DNA: convolution + attention with readable weights, and a CNN baseline.
+
+:class:`MotifAttention` reads one-hot DNA (B, T, 4) in three steps:
+
+1. a convolution of width k embeds each position's k-mer (the bases around it) as a
+   vector of width C, as a DeepBind-style filter bank would (Alipanahi et al. 2015);
+2. ``num_layers`` pre-norm Transformer blocks (:class:`attnlab.layers.TransformerBlock`)
+   let every position read every other one, as Enformer's attention layers do over far
+   longer sequences (Avsec et al. 2021); with ``num_layers=0`` this step is skipped;
+3. attention pooling with one learned query
+   (:class:`attnlab.models.pooling_classifier.AttentionPooling`),
+
+   .. math::
+
+       \alpha_t = \operatorname{softmax}_t\!\left(\frac{q \cdot W_k h_t}{\sqrt{C}}\right),
+       \qquad z = \sum_{t=1}^{T} \alpha_t h_t ,
+
+   and a linear layer on :math:`z` gives the logit of "holds a binding site". The weights
+   :math:`\alpha_t` (B, T) say where the model read the evidence.
+
+:class:`MotifCNN` is the baseline: convolutions, then global max pooling over the positions
+("is the pattern anywhere?"), then a linear layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from attnlab._validate import shape_str
+from attnlab.layers import SinusoidalPositionalEncoding, TransformerBlock
+from attnlab.models.pooling_classifier import AttentionPooling
+
+__all__ = ["MotifAttentionConfig", "MotifAttention", "MotifCNNConfig", "MotifCNN",
+           "peak_in_mask"]
+
+
+def _check_dna(x: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != 4:
+        got = shape_str(x) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must be one-hot DNA (B, T, 4), got {got}; "
+                         "use attnlab.data.dna.one_hot(ids)")
+    if not x.is_floating_point():
+        raise ValueError(f"x must be floating point, got dtype {x.dtype}")
+
+
+@dataclass
+class MotifAttentionConfig:
+    """Sizes of :class:`MotifAttention`; the defaults train in seconds on a CPU."""
+
+    kernel_size: int = 11  # k: odd, so that the k-mer is centred on t; at least the motif (10)
+    dim: int = 32  # C: a handful of filters suffices for one motif and its decoys
+    num_heads: int = 2  # H; D = C / H = 16
+    num_layers: int = 0  # Transformer blocks between the k-mers and the pooling (0: none)
+    ff_dim: int = 64  # the feed-forward hidden width, 2 C
+    positions: bool = False  # add sinusoidal positions: a site means the same anywhere
+    max_len: int = 1024  # the longest sequence (only with positions)
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd and positive, got {self.kernel_size}")
+        if self.dim % self.num_heads:
+            raise ValueError(f"dim={self.dim} must be a multiple of num_heads={self.num_heads}")
+        if self.num_layers < 0:
+            raise ValueError(f"num_layers must be >= 0, got {self.num_layers}")
+
+
+class MotifAttention(nn.Module):
+    """k-mer convolution + Transformer blocks + attention pooling + linear layer.
+
+    Args:
+        config: a :class:`MotifAttentionConfig`.
+
+    Shape:
+        x (B, T, 4) one-hot -> logits (B,) (of "holds a site"); with ``need_weights`` also
+        the pooling weights (B, T), each row summing to 1.
+
+    Example:
+        >>> model = MotifAttention(MotifAttentionConfig())
+        >>> logits, w = model(torch.eye(4)[torch.randint(0, 4, (3, 50))], need_weights=True)
+        >>> logits.shape, w.shape
+        (torch.Size([3]), torch.Size([3, 50]))
+    """
+
+    def __init__(self, config: MotifAttentionConfig) -> None:
+        super().__init__()
+        c = config
+        self.config = c
+        self.kmer = nn.Conv1d(4, c.dim, c.kernel_size, padding=c.kernel_size // 2)
+        self.act = nn.GELU()
+        self.position = SinusoidalPositionalEncoding(c.dim, c.max_len) if c.positions else None
+        self.blocks = nn.ModuleList(
+            TransformerBlock(c.dim, c.num_heads, c.ff_dim, c.dropout, norm_first=True)
+            for _ in range(c.num_layers))
+        self.norm = nn.LayerNorm(c.dim)
+        self.pool = AttentionPooling(c.dim)
+        self.head = nn.Linear(c.dim, 1)
+
+    def encode(self, x: torch.Tensor, need_weights: bool = False
+               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The states (B, T, C) the pooling reads and, with ``need_weights``, each block's
+        self-attention weights (B, H, T, T) (else an empty list)."""
+        _check_dna(x)
+        h = self.act(self.kmer(x.transpose(1, 2))).transpose(1, 2)  # (B, 4, T) -> (B, T, C)
+        if self.position is not None:
+            h = self.position(h)  # (B, T, C)
+        maps = []
+        for block in self.blocks:
+            if need_weights:
+                h, w = block(h, need_weights=True)  # (B, T, C), (B, H, T, T)
+                maps.append(w)
+            else:
+                h = block(h)
+        return self.norm(h), maps
+
+    def forward(self, x: torch.Tensor, need_weights: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B,); with ``need_weights`` also the pooling weights (B, T)."""
+        states, _ = self.encode(x)  # (B, T, C)
+        pooled, weights = self.pool(states)  # (B, C), (B, T)
+        logits = self.head(pooled)[:, 0]  # (B,)
+        return (logits, weights) if need_weights else logits
+
+
+@dataclass
+class MotifCNNConfig:
+    """Sizes of :class:`MotifCNN`; the defaults give about as many parameters as
+    ``MotifAttentionConfig()``'s model."""
+
+    widths: tuple[int, ...] = (56,)  # output channels of each convolution
+    kernel_size: int = 11  # odd, "same" padding; a filter spans the whole motif
+
+    def __post_init__(self) -> None:
+        if not self.widths:
+            raise ValueError("widths needs at least one convolution")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd and positive, got {self.kernel_size}")
+
+
+class MotifCNN(nn.Module):
+    """Convolutions with GELU, global max pooling over positions, a linear layer.
+
+    The max over positions asks "does the pattern occur anywhere?" and forgets where.
+
+    Args:
+        config: a :class:`MotifCNNConfig`.
+
+    Shape:
+        x (B, T, 4) one-hot -> logits (B,).
+
+    Example:
+        >>> model = MotifCNN(MotifCNNConfig())
+        >>> model(torch.eye(4)[torch.randint(0, 4, (3, 50))]).shape
+        torch.Size([3])
+    """
+
+    def __init__(self, config: MotifCNNConfig) -> None:
+        super().__init__()
+        c = config
+        self.config = c
+        layers: list[nn.Module] = []
+        width_in = 4
+        for width in c.widths:
+            layers += [nn.Conv1d(width_in, width, c.kernel_size, padding=c.kernel_size // 2),
+                       nn.GELU()]
+            width_in = width
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(width_in, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B,)."""
+        _check_dna(x)
+        h = self.features(x.transpose(1, 2))  # (B, 4, T) -> (B, C, T)
+        return self.head(h.amax(dim=-1))[:, 0]  # max over T: (B, C) -> (B,)
+
+
+def peak_in_mask(weights: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Whether each row's largest weight falls on a position where ``mask`` is True.
+
+    Args:
+        weights: attention weights (B, T).
+        mask: bool (B, T), e.g. the planted site's positions.
+
+    Shape:
+        weights (B, T), mask (B, T) -> (B,) bool.
+
+    Example:
+        >>> peak_in_mask(torch.tensor([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2]]),
+        ...              torch.tensor([[False, True, True], [False, True, True]]))
+        tensor([ True, False])
+    """
+    if not isinstance(weights, torch.Tensor) or weights.dim() != 2:
+        got = shape_str(weights) if isinstance(weights, torch.Tensor) else "no tensor"
+        raise ValueError(f"weights must be (B, T), got {got}")
+    if not isinstance(mask, torch.Tensor) or mask.shape != weights.shape \
+            or mask.dtype != torch.bool:
+        got = shape_str(mask) if isinstance(mask, torch.Tensor) else "no tensor"
+        raise ValueError(f"mask must be a bool tensor shaped like weights "
+                         f"{shape_str(weights)}, got {got}")
+    peak = weights.argmax(dim=-1)  # (B,)
+    return mask.gather(1, peak[:, None])[:, 0]  # (B,)

@@ -1,0 +1,111 @@
+"""attnlab.models.motif: shapes, the pooling against a by-hand computation, training, metrics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from attnlab.data.dna import dna_task
+from attnlab.models import count_parameters
+from attnlab.models.motif import (
+    MotifAttention,
+    MotifAttentionConfig,
+    MotifCNN,
+    MotifCNNConfig,
+    peak_in_mask,
+)
+from attnlab.train import TrainConfig, fit
+
+
+def dna(B, T, seed=0):
+    ids = torch.randint(0, 4, (B, T), generator=torch.Generator().manual_seed(seed))
+    return F.one_hot(ids, 4).float()
+
+
+def test_shapes_weights_and_determinism():
+    x = dna(3, 40)
+    for config in (MotifAttentionConfig(), MotifAttentionConfig(num_layers=1, positions=True)):
+        torch.manual_seed(0)
+        a = MotifAttention(config)
+        torch.manual_seed(0)
+        b = MotifAttention(config)
+        logits, w = a(x, need_weights=True)
+        assert logits.shape == (3,) and w.shape == (3, 40)
+        torch.testing.assert_close(w.sum(-1), torch.ones(3))
+        assert torch.equal(b(x), a(x))
+        states, maps = a.encode(x, need_weights=True)
+        assert states.shape == (3, 40, 32) and len(maps) == config.num_layers
+    assert MotifCNN(MotifCNNConfig())(x).shape == (3,)
+
+
+def test_forward_by_hand():
+    torch.manual_seed(0)
+    model = MotifAttention(MotifAttentionConfig()).eval()
+    x = dna(2, 30)
+    h = F.gelu(F.conv1d(x.transpose(1, 2), model.kmer.weight, model.kmer.bias, padding=5))
+    h = F.layer_norm(h.transpose(1, 2), (32,), model.norm.weight, model.norm.bias)  # (B, T, C)
+    scores = h @ model.pool.key.weight.T @ model.pool.query / 32**0.5               # (B, T)
+    w = scores.softmax(-1)
+    logits = model.head((w[..., None] * h).sum(1))[:, 0]
+    got, got_w = model(x, need_weights=True)
+    torch.testing.assert_close(got_w, w)
+    torch.testing.assert_close(got, logits)
+
+
+def test_the_models_see_a_motif_anywhere():
+    # no positions: shifting a sequence (with wrap-around far from the edges) shifts the weights
+    torch.manual_seed(0)
+    model = MotifAttention(MotifAttentionConfig()).eval()
+    x = torch.cat([torch.full((1, 20, 4), 0.25), dna(1, 10), torch.full((1, 20, 4), 0.25)], 1)
+    _, w = model(x, need_weights=True)
+    _, w_shift = model(x.roll(5, dims=1), need_weights=True)
+    torch.testing.assert_close(w_shift[0, 10:40], w[0, 5:35])
+
+
+def test_parameter_counts_are_close():
+    a = count_parameters(MotifAttention(MotifAttentionConfig()))
+    c = count_parameters(MotifCNN(MotifCNNConfig()))
+    assert abs(a / c - 1) < 0.05
+
+
+def test_both_learn_the_rule_quickly():
+    task = dna_task(n_train=1000, n_test=300, length=50, seed=1)
+    x, y = task.train.one_hot, task.train.labels.float()
+
+    def batch(step, g):
+        rows = torch.randint(0, len(y), (64,), generator=g)
+        return x[rows], y[rows]
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: a second thread only adds overhead
+    try:
+        for model in (MotifAttention(MotifAttentionConfig()), MotifCNN(MotifCNNConfig())):
+            torch.manual_seed(0)
+            fit(model, batch, lambda m, b: F.binary_cross_entropy_with_logits(m(b[0]), b[1]),
+                TrainConfig(steps=150, lr=3e-3, warmup=15, device="cpu"))
+            with torch.no_grad():
+                acc = ((model(task.test.one_hot) > 0).long() == task.test.labels).float().mean()
+            assert acc > 0.9
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_peak_in_mask():
+    w = torch.tensor([[0.1, 0.6, 0.3], [0.6, 0.3, 0.1]])
+    m = torch.tensor([[False, True, False], [False, True, True]])
+    assert peak_in_mask(w, m).tolist() == [True, False]
+    with pytest.raises(ValueError, match="bool"):
+        peak_in_mask(w, m.int())
+
+
+def test_input_checks():
+    model = MotifAttention(MotifAttentionConfig())
+    with pytest.raises(ValueError, match=r"\(B, T, 4\)"):
+        model(torch.zeros(2, 10, 5))
+    with pytest.raises(ValueError, match="floating"):
+        model(torch.zeros(2, 10, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="odd"):
+        MotifAttentionConfig(kernel_size=4)
+    with pytest.raises(ValueError, match="multiple"):
+        MotifAttentionConfig(dim=30, num_heads=4)
