@@ -105,3 +105,23 @@ def test_the_chapter_template_runs_top_to_bottom(tmp_path):
     assert cells[1]["id"] == "attnlab-setup" and cells[0]["source"][0].startswith("(ch-")
     assert not [o for c in cells if c["cell_type"] == "code" for o in c["outputs"]
                 if o["output_type"] == "error"]
+
+
+def test_every_figure_has_alt_text():
+    """Screen readers read the alt text: every figure of a chapter says what it shows."""
+    missing = []
+    for nb in sorted(ROOT.glob("chapters/*.ipynb")):
+        for cell in json.loads(nb.read_text())["cells"]:
+            if any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])):
+                alt = cell["metadata"].get("mystnb", {}).get("image", {}).get("alt", "")
+                if len(alt.split()) < 8:
+                    missing.append(f"{nb.name}: cell {cell['id']}")
+    assert missing == [], "figures without alt text (cell metadata mystnb.image.alt)"
+
+
+def test_every_chapter_page_says_how_to_run_it_and_links_its_exercises(html):
+    for nb in sorted(ROOT.glob("chapters/*.ipynb")):
+        page = (html / "chapters" / f"{nb.stem}.html").read_text()
+        assert "run-it-locally" in page and f"chapters/{nb.stem}.ipynb" in page, nb.name
+        if (ROOT / "exercises" / nb.name).exists():
+            assert f"../exercises/{nb.stem}.html" in page, f"{nb.name}: no exercise link"

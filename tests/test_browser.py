@@ -114,6 +114,10 @@ def visit(browser, url: str, math: bool, screenshot: Path | None = None) -> dict
     broken = page.evaluate("[...document.images].filter(i => !(i.complete && i.naturalWidth > 0))"
                            ".map(i => i.src)")
     problems += [f"image did not load: {src}" for src in broken]
+    no_alt = page.evaluate("[...document.querySelectorAll('main img')]"
+                           ".filter(i => !i.alt || /\\.(png|svg|jpe?g)$/.test(i.alt))"
+                           ".map(i => i.src)")
+    problems += [f"image without alt text: {src}" for src in no_alt]
     if screenshot is not None:
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(screenshot), full_page=False)

@@ -1,6 +1,7 @@
-"""Serve MathJax and mermaid from the built site itself, so that the book reads offline.
+"""The built site reads offline, and every chapter page says how to run it locally.
 
-Both come from Python packages that ``requirements.txt`` installs: MathJax 3 from
+MathJax and mermaid are served from the site itself, not from a CDN. Both come from Python
+packages that ``requirements.txt`` installs: MathJax 3 from
 ``django-static-mathjax`` (its ``es5`` build) and mermaid 11 from ``mermaidx`` (its browser
 bundle). ``_config.yml`` points Sphinx at ``_static/mathjax/tex-chtml.js`` and
 sphinxcontrib-mermaid at ``_static/mermaid/mermaid.mjs``; this extension copies the files there
@@ -77,8 +78,31 @@ def _on_build_finished(app: Any, exception: Exception | None) -> None:
         copy_assets(Path(app.outdir) / "_static")
 
 
+def _run_it_locally(app: Any, doctree: Any, docname: str) -> None:
+    """Every chapter page says how to run it on your own machine, under its title."""
+    if not docname.startswith("chapters/"):
+        return
+    from docutils import nodes
+
+    section = next(iter(doctree.findall(nodes.section)), None)
+    if section is None:
+        return
+    para = nodes.paragraph()
+    para += nodes.strong(text="Run it locally: ")
+    para += nodes.Text("clone the repository, run ")
+    para += nodes.literal(text="make lab")
+    para += nodes.Text(" and open ")
+    para += nodes.literal(text=f"{docname}.ipynb")
+    para += nodes.Text(" (a laptop CPU is enough; a GPU is used when there is one). "
+                       "Or use the launch button above for Binder, Colab or your JupyterHub.")
+    note = nodes.note("", para, classes=["run-it-locally"])
+    title = next(iter(section.findall(nodes.title)), None)
+    section.insert(section.index(title) + 1 if title is not None else 0, note)
+
+
 def setup(app: Any) -> dict[str, Any]:
     mathjax_dir(), mermaid_js()  # fail early, with the reason, when a package is missing
     app.connect("build-finished", _on_build_finished)
     app.connect("html-page-context", _dedupe_scripts, priority=100)
+    app.connect("doctree-resolved", _run_it_locally)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
