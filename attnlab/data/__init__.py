@@ -592,3 +592,16 @@ from attnlab.data.dna import (  # noqa: E402
 
 __all__ += ["DNASplit", "DNATask", "dna_task", "GrammarSplit", "GrammarTask", "grammar_task",
             "motif_pwm", "window_distances", "site_mask", "CONSENSUS", "PARTNER", "DECOY_KINDS"]
+from attnlab.data.vqa import (  # noqa: E402
+    QUESTION_KINDS,
+    Question,
+    VQASplit,
+    VQATask,
+    all_questions,
+    question_prior_accuracy,
+    question_vocab,
+    vqa_task,
+)
+
+__all__ += ["QUESTION_KINDS", "Question", "all_questions", "question_vocab", "VQASplit",
+            "VQATask", "vqa_task", "question_prior_accuracy"]

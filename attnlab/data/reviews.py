@@ -316,6 +316,24 @@ class WordVocab:
             ids[row, : len(e)] = torch.tensor(e, dtype=torch.long)
         return ids, torch.tensor([len(e) for e in encoded], dtype=torch.long)
 
+    def encode_batch(self, texts: Sequence[str], length: int | None = None) -> torch.Tensor:
+        """Ids of texts, right-padded with ``pad_id`` to ``length`` (default: the longest).
+
+        Shape:
+            Returns ids (B, T) int64, T = ``length``.
+
+        Example:
+            >>> WordVocab(["is", "it", "a", "3"]).encode_batch(["is it a 3", "is it"], length=5)
+            tensor([[1, 2, 3, 4, 0],
+                    [1, 2, 0, 0, 0]])
+        """
+        ids, lengths = self.batch(texts)
+        if length is None:
+            return ids
+        if int(lengths.max()) > length:
+            raise ValueError(f"a text has {int(lengths.max())} words, more than length={length}")
+        return torch.nn.functional.pad(ids, (0, length - ids.shape[1]), value=self.pad_id)
+
 
 @dataclass(frozen=True)
 class Reviews:

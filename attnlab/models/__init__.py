@@ -468,3 +468,13 @@ from attnlab.models.motif import (  # noqa: E402
 
 __all__ += ["MotifAttentionConfig", "MotifAttention", "MotifCNNConfig", "MotifCNN",
             "peak_in_mask"]
+from attnlab.models.vqa import (  # noqa: E402
+    CrossAttentionBlock,
+    CrossAttentionVQA,
+    FusionVQA,
+    QuestionOnlyVQA,
+    VQAConfig,
+)
+
+__all__ += ["VQAConfig", "CrossAttentionBlock", "CrossAttentionVQA", "FusionVQA",
+            "QuestionOnlyVQA"]
