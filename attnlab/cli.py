@@ -1,9 +1,10 @@
-"""The ``attnlab`` command: grade submissions, build exercise sets, print the version.
+"""The ``attnlab`` command: grade submissions, build exercise sets, benchmark, print the version.
 
 ::
 
     attnlab grade SUBMISSION... [--json FILE] [--csv FILE] [--timeout SECONDS] [--tests DIR]
     attnlab exercises build SOURCE... [--exercises DIR] [--solutions DIR] [--bundles DIR]
+    attnlab bench [--lengths 256,...,16384] [--methods ...] [--quick] [--out DIR] ...
     attnlab --version
 """
 
@@ -46,12 +47,23 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--solutions", default="solutions", help="folder for solution notebooks")
     b.add_argument("--bundles", default=str(Path(__file__).parent / "grading" / "bundles"),
                    help="folder for tests bundles (default: inside attnlab)")
+
+    from attnlab.bench import add_arguments
+
+    add_arguments(sub.add_parser("bench", help="time and measure the memory of attention "
+                                               "implementations (see attnlab.bench)",
+                                 description="Benchmark attention implementations side by "
+                                             "side; write JSON and plots."))
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (non-zero only for usage errors)."""
     args = _parser().parse_args(argv)
+    if args.command == "bench":
+        from attnlab.bench import run_from_args
+
+        return run_from_args(args)
     if args.command == "grade":
         from attnlab.grading.grade import grade, table, write_csv, write_json
 

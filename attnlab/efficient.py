@@ -35,37 +35,48 @@ __all__ = ["chunked_attention", "linear_attention", "linformer_attention", "loca
            "window_mask"]
 
 
-def _block_scores(q: torch.Tensor, kb: torch.Tensor, scale: float, mask: torch.Tensor | None,
+def _block_scores(qs: torch.Tensor, kb: torch.Tensor, mask: torch.Tensor | None,
                   causal: bool, j0: int, j1: int) -> torch.Tensor:
-    """Scores of all queries against keys j0..j1, masked with -inf. (..., T, Bk)."""
-    s = (q @ kb.transpose(-2, -1)) * scale  # (..., T, D) @ (..., D, Bk) -> (..., T, Bk)
+    """Scores of the (pre-scaled) queries against keys j0..j1, masked with -inf, in fp32.
+
+    Returns a fresh tensor (..., T, Bk) that the caller may overwrite in place.
+    """
+    s = qs @ kb.transpose(-2, -1)  # (..., T, D) @ (..., D, Bk) -> (..., T, Bk)
+    if s.dtype != torch.float32:
+        s = s.float()  # the softmax in fp32, as the fused kernels do
     if mask is not None:
-        s = s.masked_fill(~mask[..., j0:j1], float("-inf"))
+        s.masked_fill_(~mask[..., j0:j1], float("-inf"))
     if causal:
-        T = q.shape[-2]
-        i = torch.arange(T, device=q.device)[:, None]
-        j = torch.arange(j0, j1, device=q.device)[None, :]
-        s = s.masked_fill(j > i, float("-inf"))  # top-left aligned, as SDPA
+        T = qs.shape[-2]
+        i = torch.arange(T, device=qs.device)[:, None]
+        j = torch.arange(j0, j1, device=qs.device)[None, :]
+        s.masked_fill_(j > i, float("-inf"))  # top-left aligned, as SDPA
     return s
 
 
 class _ChunkedAttention(torch.autograd.Function):
+    # Every (T, Bk) temporary is overwritten in place: one block of scores is alive at a time
+    # in the forward pass, two in the backward pass, so the peak is O(T * block) + O(T * D).
+
     @staticmethod
     def forward(ctx, q, k, v, mask, causal, scale, block):  # noqa: ANN001, ANN205
         S = k.shape[-2]
+        qs = q * scale  # (..., T, D): scale once, not every block of scores
         m_i = q.new_full((*q.shape[:-1], 1), float("-inf"), dtype=torch.float32)  # (..., T, 1)
         l_i = q.new_zeros((*q.shape[:-1], 1), dtype=torch.float32)  # (..., T, 1)
         acc = q.new_zeros((*q.shape[:-1], v.shape[-1]), dtype=torch.float32)  # (..., T, Dv)
         for j0 in range(0, S, block):
             j1 = min(j0 + block, S)
-            s = _block_scores(q, k[..., j0:j1, :], scale, mask, causal, j0, j1).float()
+            s = _block_scores(qs, k[..., j0:j1, :], mask, causal, j0, j1)  # (..., T, Bk)
             m_new = torch.maximum(m_i, s.amax(dim=-1, keepdim=True))  # (..., T, 1)
             shift = torch.where(torch.isfinite(m_new), m_new, torch.zeros_like(m_new))
-            p = torch.exp(s - shift)  # (..., T, Bk); exactly 0 where masked
+            p = s.sub_(shift).exp_()  # (..., T, Bk), in place; exactly 0 where masked
             alpha = torch.exp(m_i - shift)  # rescales what was accumulated; 0 while m_i = -inf
-            l_i = alpha * l_i + p.sum(dim=-1, keepdim=True)
-            acc = alpha * acc + p.to(v.dtype) @ v[..., j0:j1, :]  # (..., T, Bk) @ (..., Bk, Dv)
+            l_i.mul_(alpha).add_(p.sum(dim=-1, keepdim=True))
+            pv = p.to(v.dtype) @ v[..., j0:j1, :]  # (..., T, Bk) @ (..., Bk, Dv) -> (..., T, Dv)
+            acc.mul_(alpha).add_(pv)
             m_i = m_new
+            del s, p
         shift = torch.where(torch.isfinite(m_i), m_i, torch.zeros_like(m_i))
         out = (acc / torch.where(l_i > 0, l_i, torch.ones_like(l_i))).to(q.dtype)  # (..., T, Dv)
         lse = torch.where(l_i > 0, shift + torch.log(l_i), torch.full_like(l_i, float("inf")))
@@ -79,6 +90,8 @@ class _ChunkedAttention(torch.autograd.Function):
         mask = mask if ctx.has_mask else None
         scale, block, S = ctx.scale, ctx.block, k.shape[-2]
         dout = dout.float()
+        qs = q * scale
+        qf = q.float()
         delta = (dout * out.float()).sum(dim=-1, keepdim=True)  # (..., T, 1)
         dq = torch.zeros_like(q, dtype=torch.float32)
         dk = torch.zeros_like(k, dtype=torch.float32)
@@ -86,13 +99,14 @@ class _ChunkedAttention(torch.autograd.Function):
         for j0 in range(0, S, block):
             j1 = min(j0 + block, S)
             kb, vb = k[..., j0:j1, :].float(), v[..., j0:j1, :].float()
-            s = _block_scores(q, k[..., j0:j1, :], scale, mask, ctx.causal, j0, j1).float()
-            p = torch.exp(s - lse)  # the block's weights, recomputed: (..., T, Bk)
+            s = _block_scores(qs, k[..., j0:j1, :], mask, ctx.causal, j0, j1)
+            p = s.sub_(lse).exp_()  # the block's weights, recomputed in place: (..., T, Bk)
             dv[..., j0:j1, :] = p.transpose(-2, -1) @ dout  # (..., Bk, T) @ (..., T, Dv)
             dp = dout @ vb.transpose(-2, -1)  # (..., T, Dv) @ (..., Dv, Bk) -> (..., T, Bk)
-            ds = p * (dp - delta) * scale
-            dq += ds @ kb  # (..., T, Bk) @ (..., Bk, D)
-            dk[..., j0:j1, :] = ds.transpose(-2, -1) @ q.float()  # (..., Bk, T) @ (..., T, D)
+            ds = dp.sub_(delta).mul_(p).mul_(scale)  # (..., T, Bk), in place
+            dq.add_(ds @ kb)  # (..., T, Bk) @ (..., Bk, D)
+            dk[..., j0:j1, :] = ds.transpose(-2, -1) @ qf  # (..., Bk, T) @ (..., T, D)
+            del s, p, dp, ds
         return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None, None, None, None
 
 

@@ -112,3 +112,20 @@ def test_linformer_with_identity_projections_is_exact():
                                F.scaled_dot_product_attention(q, k, v))
     with pytest.raises(ValueError, match=r"e must be \(r, S=7\)"):
         linformer_attention(q, k, v, torch.ones(3, 6), eye)
+
+
+def test_chunked_in_place_blocks_leave_the_inputs_alone():
+    q, k, v = (x.requires_grad_() for x in qkv(2, T=20, S=30))
+    mask = torch.rand(20, 30, generator=torch.Generator().manual_seed(3)) > 0.2
+    before = [x.detach().clone() for x in (q, k, v)] + [mask.clone()]
+    chunked_attention(q, k, v, mask, causal=True, block_size=7).sum().backward()
+    for a, b in zip((q, k, v, mask), before):
+        assert torch.equal(a.detach(), b)
+
+
+def test_chunked_fp16_close_to_fp32():
+    q, k, v = qkv(2, T=24, S=40, D=16, dtype=torch.float16)
+    out = chunked_attention(q, k, v, block_size=8)
+    ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
+    assert out.dtype == torch.float16
+    torch.testing.assert_close(out.float(), ref, atol=5e-3, rtol=5e-3)
