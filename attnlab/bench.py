@@ -200,7 +200,7 @@ def make_case(method: str, T: int, cfg: BenchConfig, requires_grad: bool = False
     """Inputs and a closure for one case: ``fn()`` runs the method once on them.
 
     Args:
-        method: a key of :data:`METHODS`.
+        method: a key of ``METHODS``.
         T: the sequence length (T = S).
         cfg: the suite's configuration (device, dtype, B, H, D).
         requires_grad: make the inputs (and a layer's weights) trainable.
@@ -355,7 +355,7 @@ def run_case(method: str, T: int, pass_: str, cfg: BenchConfig) -> dict[str, Any
     """Measure one case in this process (the suite calls it in a fresh one).
 
     Returns:
-        A record: ``status`` ``"ok"`` with ``time_s`` (the fastest timed call),
+        A record, with ``status`` ``"ok"`` with ``time_s`` (the fastest timed call),
         ``median_s``, ``times_s``,
         ``peak_bytes``, ``memory_method`` and ``max_abs_err`` (forward output
         against SDPA's math backend in fp32, up to T = 4096), or ``"error"``

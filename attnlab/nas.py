@@ -164,7 +164,7 @@ class SearchSpace:
 
     @property
     def size(self) -> int:
-        """The number of architectures: the product of the numbers of choices."""
+        """The number of architectures, the product of the numbers of choices."""
         return math.prod(len(c) for c in self.axes.values())
 
     def contains(self, arch: Architecture) -> bool:
@@ -204,7 +204,7 @@ class SearchSpace:
 class SwappableAttention(MultiHeadAttention):
     """Multi-head self-attention whose core is softmax, linear or sliding-window attention.
 
-    The projections (and :class:`RotaryEmbedding`, if given) are those of
+    The projections (and :class:`~attnlab.layers.RotaryEmbedding`, if given) are those of
     :class:`attnlab.layers.MultiHeadAttention`, so the three kinds have the same parameters
     and differ only in how queries meet keys:
 

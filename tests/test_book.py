@@ -91,9 +91,9 @@ def test_the_site_is_ready_for_static_hosting(html):
     assert (html / ".nojekyll").exists(), "GitHub Pages must serve _static/ as it is"
     page = (html / "404.html").read_text()
     assert 'href="/attention-lab/' in page, "the 404 page links from the site's root"
-    index = (html / "index.html").read_text()
-    assert f"Attention Lab {attnlab.__version__}" in index, "the version in the footer"
-    assert "CC BY-SA 4.0" in index and "MIT" in index, "the licences in the footer"
+    intro = (html / "book" / "intro.html").read_text()
+    assert f"Attention Lab {attnlab.__version__}" in intro, "the version in the footer"
+    assert "CC BY-SA 4.0" in intro and "MIT" in intro, "the licences in the footer"
 
 
 def test_the_chapter_template_runs_top_to_bottom(tmp_path):
@@ -125,3 +125,15 @@ def test_every_chapter_page_says_how_to_run_it_and_links_its_exercises(html):
         assert "run-it-locally" in page and f"chapters/{nb.stem}.ipynb" in page, nb.name
         if (ROOT / "exercises" / nb.name).exists():
             assert f"../exercises/{nb.stem}.html" in page, f"{nb.name}: no exercise link"
+
+
+def test_the_chapters_link_attnlab_names_to_the_api_reference(html):
+    bare = re.compile(r"(?<![\w{])`attnlab(?:\.\w+)+(?:\(\))?`")
+    for nb in sorted(ROOT.glob("chapters/*.ipynb")):
+        for cell in json.loads(nb.read_text())["cells"]:
+            if cell["cell_type"] == "markdown":
+                found = bare.findall("".join(cell["source"]))
+                assert not found, f"{nb.name}: write {{py:obj}}`...` for {found}"
+    linked = [p.name for p in (html / "chapters").glob("*.html")
+              if 'href="../book/api.html#attnlab.' in p.read_text()]
+    assert len(linked) >= 12, linked

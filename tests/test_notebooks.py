@@ -36,8 +36,10 @@ def test_notebook_is_committed_executed_without_errors(path):
 def test_outputs_reproduce_with_one_thread():
     if not NOTEBOOKS:
         pytest.skip("no notebooks yet")
-    # one thread per notebook, two notebooks at a time (pytest-xdist): the 2 cores stay busy
+    # one thread per notebook, two notebooks at a time (pytest-xdist; loadfile keeps the cells
+    # of a notebook together, in one kernel): the 2 cores stay busy
     proc = run([tool("python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-                "-n", "2", "--nbval", "--nbval-current-env", *map(str, NOTEBOOKS)],
+                "-n", "2", "--dist", "loadfile", "--nbval", "--nbval-current-env",
+                *map(str, NOTEBOOKS)],
                env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     assert proc.returncode == 0, f"nbval with 1 thread:\n{proc.stdout[-8000:]}"

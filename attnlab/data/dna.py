@@ -22,7 +22,7 @@ else at least 3, a margin of one mutation between the classes.
   label): half a motif (5 consensus bases, then random bases), the motif with 3 or 4
   mutations, the motif's bases shuffled, and the motif written backwards.
 
-Sequences are token ids 0..3 for A, C, G, T (:data:`ALPHABET`), (N, T) int64;
+Sequences are token ids 0..3 for A, C, G, T (``ALPHABET``), (N, T) int64;
 :func:`one_hot` turns them into (N, T, 4).
 """
 
@@ -56,12 +56,12 @@ __all__ = [
 
 #: The bases, in the order of their token ids (A=0, C=1, G=2, T=3).
 ALPHABET = "ACGT"
-#: The consensus of the made-up factor's motif: the most likely base at each position.
+#: The consensus of the made-up factor's motif, the most likely base at each position.
 CONSENSUS = "TGACGCATCA"
 #: How strongly each motif position is conserved: the PWM's probability of the consensus
 #: base. The core (positions 2-7) is near-invariant and the flanks vary, as in real motifs.
 _CONSERVATION = (0.70, 0.85, 0.95, 0.95, 0.90, 0.90, 0.95, 0.95, 0.85, 0.70)
-#: A second factor's motif, for :func:`grammar_task`; 10 mutations from :data:`CONSENSUS`
+#: A second factor's motif, for :func:`grammar_task`; 10 mutations from ``CONSENSUS``
 #: (6 when read backwards).
 PARTNER = "CCTTAGGAAC"
 #: What a decoy can be; "none" marks a sequence without one.
@@ -80,7 +80,7 @@ def motif_pwm(consensus: str = CONSENSUS,
         conservation: for each position, the probability of its consensus base.
 
     Shape:
-        Returns (L, 4), each row summing to 1, columns in :data:`ALPHABET` order.
+        Returns (L, 4), each row summing to 1, columns in ``ALPHABET`` order.
 
     Example:
         >>> pwm = motif_pwm("AC", (0.7, 1.0))
@@ -214,11 +214,11 @@ class DNASplit:
     """One split: sequences, labels and where the site and the decoy were planted.
 
     Attributes:
-        ids: bases (N, T) int64, ids into :data:`ALPHABET`.
+        ids: bases (N, T) int64, ids into ``ALPHABET``.
         labels: 1 for a sequence with a binding site, else 0, (N,) int64.
         site_start: first base of the planted site (N,), -1 in negatives.
         decoy_start: first base of the decoy (N,), -1 where there is none.
-        decoy_kind: index into :data:`DECOY_KINDS` (N,), 0 ("none") where there is none.
+        decoy_kind: index into ``DECOY_KINDS`` (N,), 0 ("none") where there is none.
         motif_len: L, the length of the site and of the decoys.
     """
 
@@ -329,12 +329,12 @@ def _generate(rng: np.random.Generator, n: int, T: int, pwm: np.ndarray, motif: 
 
 def dna_task(n_train: int = 4000, n_test: int = 1000, *, length: int = 120,
              p_decoy: float = 0.75, seed: int = 0) -> DNATask:
-    """Sequences with and without a binding site of :data:`CONSENSUS`, with decoys.
+    """Sequences with and without a binding site of ``CONSENSUS``, with decoys.
 
     Half the sequences (at random) are positives. Each positive carries one site drawn
     from :func:`motif_pwm` with at most 2 mutations; each sequence, positive or not,
     carries with probability ``p_decoy`` one decoy of a kind drawn from
-    :data:`DECOY_KINDS` that does not overlap the site. Sequences are redrawn until no
+    ``DECOY_KINDS`` that does not overlap the site. Sequences are redrawn until no
     other window comes within 2 mutations of the consensus, so that
     ``labels == (window_distances(ids).amin(-1) <= 2)`` holds exactly. The splits share
     no sequence.
@@ -393,9 +393,9 @@ class GrammarSplit:
 
     Attributes:
         ids: bases (N, T) int64.
-        labels: 1 where :data:`CONSENSUS` comes before :data:`PARTNER`, else 0, (N,) int64.
-        first_start: where the :data:`CONSENSUS` site starts (N,).
-        partner_start: where the :data:`PARTNER` site starts (N,).
+        labels: 1 where ``CONSENSUS`` comes before ``PARTNER``, else 0, (N,) int64.
+        first_start: where the ``CONSENSUS`` site starts (N,).
+        partner_start: where the ``PARTNER`` site starts (N,).
     """
 
     ids: torch.Tensor
@@ -424,9 +424,9 @@ def grammar_task(n_train: int = 4000, n_test: int = 1000, *, length: int = 80,
                  min_gap: int = 20, flank: int = 10, seed: int = 0) -> GrammarTask:
     """Two motifs in every sequence; the label is their order (a "regulatory grammar").
 
-    Every sequence holds one exact copy of :data:`CONSENSUS` and one of :data:`PARTNER`
+    Every sequence holds one exact copy of ``CONSENSUS`` and one of ``PARTNER``
     at random positions, at least ``min_gap`` bases apart and ``flank`` bases from either
-    end; the label is 1 when :data:`CONSENSUS` comes first. Both classes hold the same
+    end; the label is 1 when ``CONSENSUS`` comes first. Both classes hold the same
     two words, so a model that only asks *whether* a motif occurs cannot do better than
     chance. The gap keeps the order out of reach of any filter narrower than it (adjacent
     motifs would show their order in one window), and the flanks keep the motifs away from

@@ -9,10 +9,10 @@ computes from the question and the digit's label. The questions::
     is it a k             (k = 0..9)
 
 30 questions in all, written with 18 words. A question is tokenised word by
-word (:class:`WordVocab`) and padded to T = 5 tokens.
+word (:class:`~attnlab.data.reviews.WordVocab`) and padded to T = 5 tokens.
 
 - :func:`all_questions` -- the 30 :class:`Question` s;
-- :class:`WordVocab` -- words to ids and back, id 0 = ``<pad>``;
+- :class:`~attnlab.data.reviews.WordVocab` -- words to ids and back, id 0 = ``<pad>``;
 - :func:`vqa_task` -- a :class:`VQATask` with train and test splits built on
   :func:`attnlab.data.digits.digits_task`, so that **no test image appears in
   training**; with ``balanced=True`` (the default) every question is asked of

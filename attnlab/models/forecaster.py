@@ -73,7 +73,7 @@ class ForecasterConfig:
 
     @property
     def seq_len(self) -> int:
-        """T = L + F tokens: the context, then the horizon."""
+        """T = L + F tokens, the context and then the horizon."""
         return self.context + self.horizon
 
 
