@@ -174,3 +174,26 @@ def test_an_interactive_figure_responds_to_input(browser, site):
     assert len(before) == len(after) == 5
     assert abs(sum(before) - 1) < 0.01 and abs(sum(after) - 1) < 0.01
     assert max(after) > max(before) + 0.3, (before, after)  # a low temperature sharpens
+
+
+def test_the_mask_and_head_explorers_respond(browser, site):
+    page = browser.new_page()
+    page.goto(f"{site}/chapters/03_scoring_functions.html", wait_until="networkidle")
+    editor = page.locator(".attnlab-explorer").first
+    note = editor.locator(".note")
+    assert note.text_content().startswith("masked softmax: row sums 1.00, 1.00")
+    editor.locator("rect.c").first.click()            # query 0 blocks its only key
+    assert note.text_content().startswith("masked softmax: row sums 0.00, 1.00")
+    editor.locator("button.none").click()
+    assert "0.00" not in note.text_content()
+    page.goto(f"{site}/chapters/16_attention_analysis.html", wait_until="networkidle")
+    heads = page.locator(".attnlab-explorer").first
+
+    def cells() -> list[str]:
+        return heads.locator("rect.c").evaluate_all("rs => rs.map(r => r.dataset.w)")
+
+    before = cells()
+    heads.locator("select").nth(0).select_option("1")    # layer 2
+    after = cells()
+    page.close()
+    assert len(before) == len(after) > 100 and before != after

@@ -26,3 +26,20 @@ def test_the_html_is_deterministic_and_names_its_parts():
 def test_bad_input_is_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         softmax_explorer(**kwargs)
+
+
+def test_the_head_and_mask_explorers_check_their_input_and_are_deterministic():
+    import numpy as np
+
+    from attnlab.explorers import attention_explorer, mask_explorer
+
+    w = np.full((2, 2, 3, 3), 1 / 3)
+    assert attention_explorer(w)._repr_html_() == attention_explorer(w)._repr_html_()
+    assert mask_explorer(np.zeros((3, 3)))._repr_html_() != \
+        mask_explorer(np.zeros((3, 3)), causal=True)._repr_html_()
+    with pytest.raises(ValueError, match=r"\(L, H, T, S\)"):
+        attention_explorer(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="non-negative"):
+        attention_explorer(-w)
+    with pytest.raises(ValueError, match=r"\(T, S\)"):
+        mask_explorer(np.zeros(3))
