@@ -128,7 +128,7 @@ def test_every_chapter_page_says_how_to_run_it_and_links_its_exercises(html):
 
 
 def test_the_chapters_link_attnlab_names_to_the_api_reference(html):
-    bare = re.compile(r"(?<![\w{])`attnlab(?:\.\w+)+(?:\(\))?`")
+    bare = re.compile(r"(?<![\w}])`attnlab(?:\.\w+)+(?:\(\))?`")  # not after {py:obj}
     for nb in sorted(ROOT.glob("chapters/*.ipynb")):
         for cell in json.loads(nb.read_text())["cells"]:
             if cell["cell_type"] == "markdown":
