@@ -79,7 +79,8 @@ def softmax_explorer(scores: Sequence[float], labels: Sequence[str] | None = Non
 <label>temperature &tau; = <output>{temperature:g}</output><br>
 <input type="range" min="{low:g}" max="{high:g}" step="0.01" value="{temperature:g}"
  aria-label="softmax temperature" style="width: 100%"></label>
-<svg role="img" aria-label="softmax weights of the scores {html.escape(str(values))}"
+<svg role="img" fill="currentColor"
+ aria-label="softmax weights of the scores {html.escape(str(values))}"
  width="{width}" height="{top + 24}" viewBox="0 0 {width} {top + 24}">{bars}</svg>
 <div class="sum" style="font-size: 12px"></div>
 </div>
@@ -151,8 +152,8 @@ def _grid_svg(rows: list[str], cols: list[str], size: int = 26) -> str:
                          f'y="{top + i * size}" width="{size - 2}" height="{size - 2}" '
                          f'fill="#eee"><title></title></rect>')
     w, h = left + len(cols) * size + 4, top + len(rows) * size + 4
-    return (f'<svg role="img" aria-label="attention weights, one row per query" width="{w}" '
-            f'height="{h}" viewBox="0 0 {w} {h}">{"".join(parts)}</svg>')
+    return (f'<svg role="img" fill="currentColor" aria-label="attention weights, one row per '
+            f'query" width="{w}" height="{h}" viewBox="0 0 {w} {h}">{"".join(parts)}</svg>')
 
 
 def attention_explorer(weights: np.ndarray | Sequence, query_labels: Sequence[str] | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -197,3 +198,26 @@ def test_the_mask_and_head_explorers_respond(browser, site):
     after = cells()
     page.close()
     assert len(before) == len(after) > 100 and before != after
+
+
+def test_dark_mode_follows_the_reader_and_keeps_text_readable(browser, site):
+    """With the system in dark mode the page turns dark, and the explorers' labels (SVG
+    text, drawn in the colour of the text around them) contrast with what is behind them."""
+    page = browser.new_page(color_scheme="dark")
+    page.goto(f"{site}/chapters/01_softmax.html", wait_until="networkidle")
+    theme = page.evaluate("document.documentElement.dataset.theme")
+
+    def luminance(css_colour: str) -> float:
+        r, g, b = (int(x) for x in re.findall(r"\d+", css_colour)[:3])
+        return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+
+    page_background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    label = page.locator(".attnlab-explorer svg text").first
+    fill = label.evaluate("t => getComputedStyle(t).fill")
+    behind = label.evaluate("""t => { for (let e = t; e; e = e.parentElement) {
+        const c = getComputedStyle(e).backgroundColor;
+        if (c && c !== "rgba(0, 0, 0, 0)" && c !== "transparent") return c; }
+        return "rgb(255, 255, 255)"; }""")
+    page.close()
+    assert theme == "dark" and luminance(page_background) < 0.3, page_background
+    assert abs(luminance(fill) - luminance(behind)) > 0.5, (fill, behind)
