@@ -6,6 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # CI has 2 cores; the committed outputs are reproduced with 2 threads here and with 1 in a test.
 THREADS ?= 2
+# matplotlib's font cache belongs to this environment: a cache shared through ~/.cache with another
+# environment (or one deleted since) makes matplotlib warn on stderr, and the notebooks' outputs
+# would no longer match.
+export MPLCONFIGDIR := $(abspath $(VENV))/matplotlib
 
 .PHONY: all book test lab lint clean venv exercises
 
