@@ -137,3 +137,15 @@ def test_the_chapters_link_attnlab_names_to_the_api_reference(html):
     linked = [p.name for p in (html / "chapters").glob("*.html")
               if 'href="../book/api.html#attnlab.' in p.read_text()]
     assert len(linked) >= 12, linked
+
+
+def test_every_chapter_downloads_as_ipynb_and_myst_markdown(html):
+    for nb in sorted(ROOT.glob("chapters/*.ipynb")):
+        page = (html / "chapters" / f"{nb.stem}.html").read_text()
+        for suffix in (".ipynb", ".md"):
+            assert f'href="../_sources/chapters/{nb.stem}{suffix}"' in page, (nb.name, suffix)
+        md = (html / "_sources" / "chapters" / f"{nb.stem}.md").read_text()
+        cells = json.loads(nb.read_text())["cells"]
+        code = [c for c in cells if c["cell_type"] == "code"]
+        assert md.startswith("---\njupytext:") and md.count("```{code-cell} ipython3") == len(code)
+        assert "".join(code[-1]["source"]) in md

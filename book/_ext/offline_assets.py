@@ -11,6 +11,7 @@ when the HTML is written. Nothing is fetched from a CDN, at build time or when a
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -73,9 +74,45 @@ def _dedupe_scripts(app: Any, pagename: str, templatename: str, context: dict[st
     context["script_files"][:] = unique  # in place: the template may hold this list
 
 
+def myst_markdown(nb: dict[str, Any]) -> str:
+    """A notebook as a MyST Markdown notebook (text only: the cells, without outputs)."""
+    kernel = nb.get("metadata", {}).get("kernelspec", {})
+    lines = ["---", "jupytext:", "  text_representation:", "    extension: .md",
+             "    format_name: myst", "kernelspec:",
+             f"  display_name: {kernel.get('display_name', 'Python 3 (ipykernel)')}",
+             f"  language: {kernel.get('language', 'python')}",
+             f"  name: {kernel.get('name', 'python3')}", "---", ""]
+    for cell in nb.get("cells", []):
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else source
+        if cell.get("cell_type") == "code":
+            tags = cell.get("metadata", {}).get("tags", [])
+            lines.append("```{code-cell} ipython3")
+            if tags:
+                lines.append(f":tags: [{', '.join(tags)}]")
+                lines.append("")
+            lines += [source, "```", ""]
+        else:
+            lines += [source, ""]
+    return "\n".join(lines)
+
+
+def write_markdown_copies(app: Any) -> None:
+    """Put a MyST Markdown copy of every chapter beside its .ipynb in ``_sources/``."""
+    for docname in sorted(app.env.found_docs):
+        source = Path(app.env.doc2path(docname))
+        if not docname.startswith("chapters/") or source.suffix != ".ipynb":
+            continue
+        target = Path(app.outdir) / "_sources" / f"{docname}.md"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(myst_markdown(json.loads(source.read_text(encoding="utf-8"))),
+                          encoding="utf-8")
+
+
 def _on_build_finished(app: Any, exception: Exception | None) -> None:
     if exception is None and app.builder.format == "html":
         copy_assets(Path(app.outdir) / "_static")
+        write_markdown_copies(app)
 
 
 def _run_it_locally(app: Any, doctree: Any, docname: str) -> None:
@@ -94,7 +131,13 @@ def _run_it_locally(app: Any, doctree: Any, docname: str) -> None:
     para += nodes.Text(" and open ")
     para += nodes.literal(text=f"{docname}.ipynb")
     para += nodes.Text(" (a laptop CPU is enough; a GPU is used when there is one). "
-                       "Or use the launch button above for Binder, Colab or your JupyterHub.")
+                       "Or use the launch button above for Binder, Colab or your JupyterHub. "
+                       "Download it as ")
+    name = docname.split("/")[-1]
+    for suffix, sep in ((".ipynb", " or "), (".md", " (MyST Markdown).")):
+        para += nodes.reference("", suffix, refuri=f"../_sources/{docname}{suffix}",
+                                classes=["download-" + suffix[1:]], name=f"{name}{suffix}")
+        para += nodes.Text(sep)
     note = nodes.note("", para, classes=["run-it-locally"])
     title = next(iter(section.findall(nodes.title)), None)
     section.insert(section.index(title) + 1 if title is not None else 0, note)
