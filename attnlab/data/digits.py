@@ -251,6 +251,13 @@ def _check_patch_size(patch_size: int) -> None:
         raise ValueError(f"patch_size must be a positive integer, got {patch_size!r}")
 
 
+def patch_count(image_size: int, patch_size: int) -> int:
+    """The number of square patches of a square image; the sizes must divide (checked)."""
+    if patch_size < 1 or image_size % patch_size:
+        raise ValueError(f"image_size={image_size} must be a multiple of patch_size={patch_size}")
+    return (image_size // patch_size) ** 2
+
+
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     """Cut images into non-overlapping P x P patches and flatten each one.
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from attnlab._validate import shape_str
-from attnlab.data.digits import patchify
+from attnlab.data.digits import patch_count, patchify
 from attnlab.layers import LearnedPositionalEmbedding, TransformerBlock
 
 __all__ = ["ViTConfig", "ViT", "CNNConfig", "SmallCNN"]
@@ -58,14 +58,12 @@ class ViTConfig:
     dropout: float = 0.0  # 1,438 training images at 400 steps: no need to regularise
 
     def __post_init__(self) -> None:
-        if self.patch_size < 1 or self.image_size % self.patch_size:
-            raise ValueError(f"image_size={self.image_size} must be a multiple of "
-                             f"patch_size={self.patch_size}")
+        patch_count(self.image_size, self.patch_size)  # raises unless the patches tile the image
 
     @property
     def num_patches(self) -> int:
         """N, the number of patches of an image."""
-        return (self.image_size // self.patch_size) ** 2
+        return patch_count(self.image_size, self.patch_size)
 
     @property
     def seq_len(self) -> int:

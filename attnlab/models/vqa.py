@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from attnlab._validate import shape_str
-from attnlab.data.digits import patchify
+from attnlab.data.digits import patch_count, patchify
 from attnlab.layers import (
     FeedForward,
     LearnedPositionalEmbedding,
@@ -56,14 +56,12 @@ class VQAConfig:
     fusion_hidden: int = 128  # the fusion MLP's hidden width (FusionVQA): as many parameters
 
     def __post_init__(self) -> None:
-        if self.patch_size < 1 or self.image_size % self.patch_size:
-            raise ValueError(f"image_size={self.image_size} must be a multiple of "
-                             f"patch_size={self.patch_size}")
+        patch_count(self.image_size, self.patch_size)  # raises unless the patches tile the image
 
     @property
     def num_patches(self) -> int:
         """S, the number of patches of an image (the keys of the cross-attention)."""
-        return (self.image_size // self.patch_size) ** 2
+        return patch_count(self.image_size, self.patch_size)
 
 
 def masked_mean(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
