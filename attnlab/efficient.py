@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from attnlab._validate import check_mask, check_qkv, shape_str
+from attnlab.masks import window_mask  # re-exported: it lived here first
 
 __all__ = ["chunked_attention", "linear_attention", "linformer_attention", "local_attention",
            "window_mask"]
@@ -209,34 +210,12 @@ def linformer_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return F.scaled_dot_product_attention(q, k_r, v_r)
 
 
-def window_mask(T: int, S: int | None = None, window: int = 64, *, causal: bool = False,
-                device: torch.device | str | None = None) -> torch.Tensor:
-    """Bool mask of a sliding window: query i may attend keys with ``abs(i - j) <= window``.
-
-    With ``causal``, only ``i - window <= j <= i``.
-
-    Example:
-        >>> window_mask(4, window=1).int()
-        tensor([[1, 1, 0, 0],
-                [1, 1, 1, 0],
-                [0, 1, 1, 1],
-                [0, 0, 1, 1]], dtype=torch.int32)
-    """
-    S = T if S is None else S
-    if window < 0:
-        raise ValueError(f"window must be >= 0, got {window}")
-    i = torch.arange(T, device=device)[:, None]
-    j = torch.arange(S, device=device)[None, :]
-    allowed = (j - i).abs() <= window
-    return allowed & (j <= i) if causal else allowed
-
-
 def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int = 64,
                     causal: bool = False) -> torch.Tensor:
     """Sliding-window attention, computed block by block so that cost is O(T * window).
 
     Each block of queries attends only the keys its window can reach. Equal to
-    exact attention with :func:`window_mask`.
+    exact attention with :func:`attnlab.masks.window_mask`.
 
     Shape:
         q (..., T, D), k (..., T, D), v (..., T, Dv) -> (..., T, Dv).

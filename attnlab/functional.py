@@ -41,11 +41,14 @@ __all__ = [
     "additive_scores",
     "general_scores",
     "attention",
+    "kv_groups",
 ]
 
 _TORCH_VERSION = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
 # Before 2.5 some SDPA kernels returned NaN for a query whose keys are all masked.
 _SDPA_MAY_NAN_ON_EMPTY_ROWS = _TORCH_VERSION < (2, 5)
+# SDPA's enable_gqa arrived in 2.5; before it, keys and values are repeated per query head.
+_SDPA_HAS_GQA = _TORCH_VERSION >= (2, 5)
 
 
 # --------------------------------------------------------------------------- softmax
@@ -333,6 +336,12 @@ def attention(
     When the weights are not needed, PyTorch's fused kernel computes the same
     result without materialising the (T, S) weights.
 
+    **Grouped-query attention.** Keys and values may have fewer heads than
+    the queries: with q (..., H, T, D) and k, v (..., H_kv, S, D), H divisible
+    by H_kv, query head ``h`` uses key/value head ``h // (H // H_kv)``, as
+    ``F.scaled_dot_product_attention(..., enable_gqa=True)`` does. H_kv = 1 is
+    multi-query attention; H_kv = H is ordinary multi-head attention.
+
     Conventions, all as in PyTorch's SDPA: ``scale`` defaults to
     :math:`1/\sqrt{D}`; ``causal=True`` lets query ``i`` see keys ``j <= i``
     (aligned to the top left when ``T != S``, see
@@ -344,8 +353,9 @@ def attention(
 
     Args:
         q: queries (..., T, D), floating point.
-        k: keys (..., S, D), the same dtype and leading dims as ``q``.
-        v: values (..., S, Dv).
+        k: keys (..., S, D), the same dtype and leading dims as ``q``, or
+            (..., H_kv, S, D) with fewer heads than ``q``'s (..., H, T, D).
+        v: values (..., S, Dv), with the heads of ``k``.
         mask: optional bool mask, (T, S) or one dim per score dim
             (..., T, S), size 1 where shared.
         causal: forbid attending to later positions.
@@ -356,7 +366,9 @@ def attention(
 
     Shape:
         q (..., T, D), k (..., S, D), v (..., S, Dv) -> out (..., T, Dv);
-        with ``need_weights`` also weights (..., T, S).
+        with ``need_weights`` also weights (..., T, S). Grouped:
+        q (..., H, T, D), k (..., H_kv, S, D), v (..., H_kv, S, Dv) ->
+        out (..., H, T, Dv), weights (..., H, T, S).
 
     Returns:
         ``out``, or ``(out, weights)`` when ``need_weights`` is True.
@@ -374,8 +386,20 @@ def attention(
         tensor([[0.6698, 0.3302]])
         >>> out
         tensor([[13.3024]])
+
+        Four query heads sharing two key/value heads (grouped-query attention):
+
+        >>> q, k, v = torch.randn(1, 4, 3, 8), torch.randn(1, 2, 5, 8), torch.randn(1, 2, 5, 8)
+        >>> ref = F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+        >>> torch.allclose(attention(q, k, v), ref, atol=1e-6)
+        True
     """
-    check_qkv(q, k, v)
+    groups = kv_groups(q, k)
+    if groups > 1:
+        H_kv = k.shape[-3]
+        check_qkv(q[..., :H_kv, :, :], k, v)  # each group's first head stands for the group
+    else:
+        check_qkv(q, k, v)
     T, S = q.shape[-2], k.shape[-2]
     scores_shape = q.shape[:-1] + (S,)  # (..., T, S)
     if mask is not None:
@@ -388,15 +412,21 @@ def attention(
         raise ValueError(f"dropout_p must lie in [0, 1), got {dropout_p}")
     scale = _resolve_scale(q.shape[-1], scale)
 
+    if groups > 1 and (need_weights or not _SDPA_HAS_GQA):
+        k = k.repeat_interleave(groups, dim=-3)  # (..., H_kv, S, D) -> (..., H, S, D)
+        v = v.repeat_interleave(groups, dim=-3)  # (..., H_kv, S, Dv) -> (..., H, S, Dv)
+        groups = 1
+    gqa = {"enable_gqa": True} if groups > 1 else {}
+
     if not need_weights:
         if causal and mask is None:
             return F.scaled_dot_product_attention(
-                q, k, v, dropout_p=dropout_p, is_causal=True, scale=scale
+                q, k, v, dropout_p=dropout_p, is_causal=True, scale=scale, **gqa
             )
         if causal:
             mask = mask & causal_mask(T, S, device=q.device)
         out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale
+            q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale, **gqa
         )
         if mask is not None and _SDPA_MAY_NAN_ON_EMPTY_ROWS:
             out = out.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
@@ -414,3 +444,41 @@ def attention(
     dropped = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
     out = dropped @ v  # (..., T, S) @ (..., S, Dv) -> (..., T, Dv)
     return out, weights
+
+
+def kv_groups(q: torch.Tensor, k: torch.Tensor) -> int:
+    """How many query heads share one key/value head: H // H_kv (1 without grouping).
+
+    Queries (..., H, T, D) and keys (..., H_kv, S, D) with the same batch
+    dimensions and H a multiple of H_kv are grouped-query attention
+    (multi-query attention when H_kv = 1); query head ``h`` then reads
+    key/value head ``h // kv_groups(q, k)``. Any other mismatch of the leading
+    dimensions is an error.
+
+    Args:
+        q: queries (..., H, T, D).
+        k: keys (..., H_kv, S, D).
+
+    Shape:
+        q (..., H, T, D), k (..., H_kv, S, D) -> an int, H // H_kv.
+
+    Example:
+        >>> kv_groups(torch.zeros(2, 8, 5, 4), torch.zeros(2, 2, 5, 4))
+        4
+        >>> kv_groups(torch.zeros(2, 8, 5, 4), torch.zeros(2, 8, 5, 4))
+        1
+    """
+    check_tensor(q, "q")
+    check_tensor(k, "k")
+    if q.dim() < 3 or k.dim() != q.dim() or q.shape[:-3] != k.shape[:-3]:
+        return 1
+    H, H_kv = q.shape[-3], k.shape[-3]
+    if H == H_kv:
+        return 1
+    if H_kv == 0 or H % H_kv:
+        raise ValueError(
+            f"q and k must have the same leading (batch, head) dimensions: q {shape_str(q)} "
+            f"vs k {shape_str(k)}; for grouped-query attention the H={H} query heads must "
+            f"be a multiple of the H_kv={H_kv} key/value heads"
+        )
+    return H // H_kv

@@ -17,17 +17,20 @@ from torch import nn
 
 from attnlab._validate import check_mask, shape_str
 from attnlab.functional import additive_scores, attention, masked_softmax
-from attnlab.masks import causal_mask
+from attnlab.masks import causal_mask, window_mask
 
 __all__ = [
     "AdditiveAttention",
     "KVCache",
+    "RollingKVCache",
     "MultiHeadAttention",
     "sinusoidal_encoding",
     "SinusoidalPositionalEncoding",
     "LearnedPositionalEmbedding",
     "RotaryEmbedding",
     "FeedForward",
+    "RMSNorm",
+    "SwiGLU",
     "TransformerBlock",
     "DecoderBlock",
 ]
@@ -95,10 +98,18 @@ class KVCache:
     """Keys and values of the positions seen so far, for incremental decoding.
 
     Each self-attention layer keeps one. ``append`` adds the new positions'
-    keys and values and returns everything cached.
+    keys and values and returns everything cached. With grouped-query
+    attention it holds the G = H_kv key/value heads, not the H query heads.
 
     Shape:
-        k, v: (B, H, S, D), S growing by T with each ``append``.
+        k, v: (B, G, S, D), S growing by T with each ``append``.
+
+    Example:
+        >>> cache = KVCache()
+        >>> k, v = cache.append(torch.zeros(1, 2, 3, 4), torch.zeros(1, 2, 3, 4))
+        >>> k, v = cache.append(torch.zeros(1, 2, 1, 4), torch.zeros(1, 2, 1, 4))
+        >>> cache.length, cache.position, tuple(k.shape)
+        (4, 4, (1, 2, 4, 4))
     """
 
     k: torch.Tensor | None = field(default=None, repr=False)
@@ -109,6 +120,20 @@ class KVCache:
         """How many positions are cached."""
         return 0 if self.k is None else self.k.shape[-2]
 
+    @property
+    def position(self) -> int:
+        """How many positions have been seen: the position of the next one."""
+        return self.length
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the cached keys and values, in bytes."""
+        return sum(t.numel() * t.element_size() for t in (self.k, self.v) if t is not None)
+
+    def causal_mask(self, T: int, device: torch.device | str | None = None) -> torch.Tensor:
+        """The (T, S) mask of the last ``append``'s T queries over the keys it returned."""
+        return causal_mask(T, self.length, offset=self.length - T, device=device)
+
     def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Add (B, H, T, D) keys and values; return all of them, (B, H, S + T, D)."""
         if self.k is None or self.v is None:
@@ -117,6 +142,66 @@ class KVCache:
             self.k = torch.cat([self.k, k], dim=-2)  # (B, H, S + T, D)
             self.v = torch.cat([self.v, v], dim=-2)
         return self.k, self.v
+
+
+class RollingKVCache(KVCache):
+    r"""A KV cache of fixed size for sliding-window attention.
+
+    It keeps the keys and values of the last ``window`` positions only:
+    with them, the next query sees exactly the keys
+    :func:`attnlab.masks.window_mask` (``causal=True``) allows, its own
+    position and the ``window`` before it. However long the sequence, the
+    cache holds at most ``window`` positions, so its memory stays flat.
+
+    ::
+
+        positions seen  0 1 2 3 4 5 6      window = 3
+        cached                  4 5 6      (the next query, 7, adds itself)
+
+    Args:
+        window: how many earlier positions a query may attend, >= 1.
+
+    Shape:
+        k, v: (B, G, S, D) with S <= window between calls; ``append`` returns
+        the cached and the new positions, (B, G, S + T, D).
+
+    Example:
+        >>> cache = RollingKVCache(window=3)
+        >>> for t in range(7):
+        ...     k, v = cache.append(torch.zeros(1, 2, 1, 4), torch.zeros(1, 2, 1, 4))
+        >>> cache.length, cache.position, tuple(k.shape)
+        (3, 7, (1, 2, 4, 4))
+    """
+
+    def __init__(self, window: int) -> None:
+        if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+            raise ValueError(f"window must be a positive integer, got {window!r}")
+        super().__init__()
+        self.window = window
+        self._seen = 0  # positions appended so far
+        self._returned = 0  # keys the last append returned
+
+    @property
+    def position(self) -> int:
+        """How many positions have been seen (more than are kept)."""
+        return self._seen
+
+    def causal_mask(self, T: int, device: torch.device | str | None = None) -> torch.Tensor:
+        """The (T, S) sliding-window mask of the last ``append``'s queries over its keys."""
+        S = self._returned
+        return window_mask(T, S, self.window, causal=True, offset=S - T, device=device)
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add (B, G, T, D) keys and values; return the kept and the new ones, (B, G, S + T, D).
+
+        Afterwards only the last ``window`` positions stay in the cache.
+        """
+        k_all, v_all = super().append(k, v)  # (B, G, S + T, D)
+        self._seen += k.shape[-2]
+        self._returned = k_all.shape[-2]
+        self.k = k_all[..., -self.window :, :].clone()  # (B, G, <= window, D): a copy, so
+        self.v = v_all[..., -self.window :, :].clone()  # the longer tensor can be freed
+        return k_all, v_all
 
 
 class MultiHeadAttention(nn.Module):
@@ -139,11 +224,17 @@ class MultiHeadAttention(nn.Module):
         dropout: dropout on the attention weights while training.
         rope: a :class:`RotaryEmbedding` of width D to rotate queries and keys
             by their positions, or None.
+        num_kv_heads: G, the number of key/value heads (default H). With
+            G < H, each group of H / G query heads shares one key and value
+            head: grouped-query attention (multi-query attention when G = 1).
+            The key and value projections then have G·D output columns each,
+            and a :class:`KVCache` holds G heads instead of H.
 
     Shape:
         query (B, T, C), key and value (B, S, C) (default: ``query``), mask
         (T, S), (B, T, S) or (B, H, T, S) (size 1 where shared) -> out
-        (B, T, C); weights (B, H, T, S).
+        (B, T, C); weights (B, H, T, S). The packed ``in_proj`` is
+        (C + 2·G·D, C): (3C, C) when G = H.
 
     Example:
         >>> mha = MultiHeadAttention(8, num_heads=2)
@@ -151,6 +242,9 @@ class MultiHeadAttention(nn.Module):
         >>> out, w = mha(x, causal=True, need_weights=True)
         >>> out.shape, w.shape
         (torch.Size([3, 5, 8]), torch.Size([3, 2, 5, 5]))
+        >>> gqa = MultiHeadAttention(8, num_heads=4, num_kv_heads=2)
+        >>> tuple(gqa.in_proj.weight.shape)                # C + 2 * G * D = 8 + 2 * 2 * 2
+        (16, 8)
     """
 
     def __init__(
@@ -161,25 +255,33 @@ class MultiHeadAttention(nn.Module):
         dropout: float = 0.0,
         *,
         rope: RotaryEmbedding | None = None,
+        num_kv_heads: int | None = None,
     ) -> None:
         super().__init__()
         if embed_dim < 1 or num_heads < 1 or embed_dim % num_heads:
             raise ValueError(
                 f"embed_dim={embed_dim} must be a positive multiple of num_heads={num_heads}"
             )
-        self.embed_dim, self.num_heads = embed_dim, num_heads
+        G = num_heads if num_kv_heads is None else num_kv_heads
+        if isinstance(G, bool) or not isinstance(G, int) or G < 1 or num_heads % G:
+            raise ValueError(
+                f"num_kv_heads={num_kv_heads!r} must be a positive divisor of "
+                f"num_heads={num_heads}"
+            )
+        self.embed_dim, self.num_heads, self.num_kv_heads = embed_dim, num_heads, G
         self.head_dim = embed_dim // num_heads
+        self.kv_dim = G * self.head_dim  # the width of the keys (and of the values): G·D
         self.dropout = dropout
-        self.in_proj = nn.Linear(embed_dim, 3 * embed_dim, bias=bias)
+        self.in_proj = nn.Linear(embed_dim, embed_dim + 2 * self.kv_dim, bias=bias)
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
         if rope is not None and rope.dim != self.head_dim:
             raise ValueError(f"rope has width {rope.dim}, the head dimension is {self.head_dim}")
         self.rope = rope
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, C) -> (B, H, T, D)."""
-        B, T, _ = x.shape
-        return x.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
+        """(B, T, C) -> (B, H, T, D), or keys and values (B, T, G·D) -> (B, G, T, D)."""
+        B, T, width = x.shape
+        return x.view(B, T, width // self.head_dim, self.head_dim).transpose(1, 2)  # (B,H,T,D)
 
     @staticmethod
     def merge_heads(x: torch.Tensor) -> torch.Tensor:
@@ -190,16 +292,18 @@ class MultiHeadAttention(nn.Module):
     def _project(
         self, query: torch.Tensor, key: torch.Tensor | None, value: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        C = self.embed_dim
+        C, Ckv = self.embed_dim, self.kv_dim
+        sizes = [C, Ckv, Ckv]
         if key is None and value is None:  # self-attention: one packed matmul
-            return self.in_proj(query).split(C, dim=-1)  # 3 x (B, T, C)
+            return self.in_proj(query).split(sizes, dim=-1)  # (B,T,C), 2 x (B,T,G·D)
         key = query if key is None else key
         value = key if value is None else value
         w, b = self.in_proj.weight, self.in_proj.bias
-        bq, bk, bv = (None, None, None) if b is None else b.split(C)
-        wq, wk, wv = w.split(C)
+        bq, bk, bv = (None, None, None) if b is None else b.split(sizes)
+        wq, wk, wv = w.split(sizes)
         if key is value:
-            k, v = F.linear(key, torch.cat([wk, wv]), None if b is None else b[C:]).split(C, -1)
+            kv = F.linear(key, torch.cat([wk, wv]), None if b is None else b[C:])
+            k, v = kv.split(Ckv, -1)  # 2 x (B, S, G·D)
         else:
             k, v = F.linear(key, wk, bk), F.linear(value, wv, bv)
         return F.linear(query, wq, bq), k, v
@@ -235,24 +339,26 @@ class MultiHeadAttention(nn.Module):
         With a ``cache`` (self-attention only), ``query`` holds the T newest
         positions; their keys and values are appended to the cache and each
         new position attends to every cached one before it (a causal mask
-        aligned to the bottom right).
+        aligned to the bottom right). With a :class:`RollingKVCache` and
+        ``causal=True`` each position attends only the last ``window``
+        positions before it and itself.
         """
         self._check(query, key, value)
         B, T, _ = query.shape
         if cache is not None and (key is not None or value is not None):
             raise ValueError("a KV cache is for self-attention: pass no key or value with it")
-        q, k, v = (self.split_heads(x) for x in self._project(query, key, value))  # (B,H,*,D)
-        offset = cache.length if cache is not None else 0
+        q, k, v = (self.split_heads(x) for x in self._project(query, key, value))  # (B,H|G,*,D)
+        offset = cache.position if cache is not None else 0
         if self.rope is not None:
             q = self.rope(q, offset=offset)
             k = self.rope(k, offset=offset)
         if cache is not None:
-            k, v = cache.append(k, v)  # (B, H, S, D), S = offset + T
+            k, v = cache.append(k, v)  # (B, G, S, D): the cached positions and the T new ones
         S = k.shape[-2]
         if mask is not None:
             mask = self._head_mask(mask, B, T, S)
-        if cache is not None and causal and offset > 0:
-            cm = causal_mask(T, S, offset=offset, device=query.device)  # bottom-right aligned
+        if cache is not None and causal and (offset > 0 or isinstance(cache, RollingKVCache)):
+            cm = cache.causal_mask(T, device=query.device)  # bottom-right aligned
             mask = cm if mask is None else mask & cm
             causal = False
         result = attention(q, k, v, mask, causal=causal, need_weights=need_weights,
@@ -451,6 +557,93 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear2(self.dropout(self.activation(self.linear1(x))))
+
+
+class RMSNorm(nn.Module):
+    r"""Root-mean-square layer normalisation (Zhang & Sennrich, 2019).
+
+    .. math::
+
+        \operatorname{RMSNorm}(x) = \frac{x}{\sqrt{\tfrac{1}{C}\sum_i x_i^2 + \epsilon}}
+        \odot w
+
+    Unlike ``nn.LayerNorm`` it neither subtracts the mean nor adds a bias: one
+    statistic per position instead of two, and a learned gain ``weight``
+    (initialised to ones). Equal to ``torch.nn.RMSNorm(dim, eps=eps)``; the
+    sum of squares is taken in float32 for half-precision inputs.
+
+    Args:
+        dim: C, the width normalised over (the last axis).
+        eps: added to the mean square, for inputs near zero.
+
+    Shape:
+        x (..., C) -> (..., C).
+
+    Example:
+        >>> norm = RMSNorm(4)
+        >>> norm(torch.tensor([[3.0, -3.0, 3.0, -3.0]]))
+        tensor([[ 1.0000, -1.0000,  1.0000, -1.0000]], grad_fn=<MulBackward0>)
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+        if not eps > 0:
+            raise ValueError(f"eps must be positive, got {eps!r}")
+        self.dim, self.eps = dim, float(eps)
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.dim:
+            raise ValueError(f"RMSNorm({self.dim}) got x of shape {shape_str(x)}")
+        xf = x.float()
+        rms = torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + self.eps)  # (..., 1)
+        return (xf * rms).to(x.dtype) * self.weight  # (..., C)
+
+    def extra_repr(self) -> str:
+        return f"{self.dim}, eps={self.eps}"
+
+
+class SwiGLU(nn.Module):
+    r"""The gated feed-forward network of LLaMA-style models (Shazeer, 2020).
+
+    .. math::
+
+        \operatorname{SwiGLU}(x) = W_\text{down}\,
+            \big(\operatorname{SiLU}(W_\text{gate}\, x) \odot W_\text{up}\, x\big),
+        \qquad \operatorname{SiLU}(z) = z\,\sigma(z)
+
+    Three matrices instead of two: a hidden width of about 8C/3 (instead of
+    4C) keeps the parameter count of :class:`FeedForward`.
+
+    Args:
+        dim: C.
+        hidden_dim: the hidden width.
+        bias: biases in the three linear layers (LLaMA has none).
+
+    Shape:
+        x (B, T, C) -> (B, T, C).
+
+    Example:
+        >>> ff = SwiGLU(8, 24)
+        >>> ff(torch.randn(2, 3, 8)).shape
+        torch.Size([2, 3, 8])
+        >>> sum(p.numel() for p in ff.parameters())       # 3 * 8 * 24
+        576
+    """
+
+    def __init__(self, dim: int, hidden_dim: int, bias: bool = False) -> None:
+        super().__init__()
+        for name, n in (("dim", dim), ("hidden_dim", hidden_dim)):
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f"{name} must be a positive integer, got {n!r}")
+        self.gate = nn.Linear(dim, hidden_dim, bias=bias)
+        self.up = nn.Linear(dim, hidden_dim, bias=bias)
+        self.down = nn.Linear(hidden_dim, dim, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(F.silu(self.gate(x)) * self.up(x))  # (B,T,C) -> (B,T,hidden) -> (B,T,C)
 
 
 class TransformerBlock(nn.Module):

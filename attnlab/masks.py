@@ -112,3 +112,65 @@ def padding_mask(
     lens = lens.to(device)
     positions = torch.arange(S, device=device)  # (S,)
     return (positions[None, :] < lens[:, None])[:, None, :]  # (B, 1, S)
+
+
+def window_mask(
+    T: int,
+    S: int | None = None,
+    window: int = 64,
+    *,
+    causal: bool = False,
+    offset: int = 0,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Sliding-window mask: query ``i`` may attend key ``j`` if ``abs(i + offset - j) <= window``.
+
+    With ``causal``, only the ``window`` keys before the query and the query's
+    own position: ``i + offset - window <= j <= i + offset``. As in
+    :func:`causal_mask`, ``offset`` shifts the queries to the right, e.g.
+    ``offset=S - T`` for the last ``T`` of ``S`` positions (a KV cache).
+
+    ::
+
+        window_mask(5, window=1)       window_mask(5, window=2, causal=True)
+        keys ->  0 1 2 3 4             keys ->  0 1 2 3 4
+        q 0      1 1 . . .             q 0      1 . . . .
+        q 1      1 1 1 . .             q 1      1 1 . . .
+        q 2      . 1 1 1 .             q 2      1 1 1 . .
+        q 3      . . 1 1 1             q 3      . 1 1 1 .
+        q 4      . . . 1 1             q 4      . . 1 1 1
+                                       (1 = True = may attend)
+
+    Args:
+        T: number of queries.
+        S: number of keys; defaults to ``T``.
+        window: how far (in positions) a query may look, an integer >= 0.
+        causal: look only backwards.
+        offset: the position of the first query among the keys.
+        device: where to build the mask.
+
+    Shape:
+        Returns a bool tensor (T, S).
+
+    Example:
+        >>> window_mask(4, window=1).int()
+        tensor([[1, 1, 0, 0],
+                [1, 1, 1, 0],
+                [0, 1, 1, 1],
+                [0, 0, 1, 1]], dtype=torch.int32)
+        >>> window_mask(2, 4, window=1, causal=True, offset=2).int()
+        tensor([[0, 1, 1, 0],
+                [0, 0, 1, 1]], dtype=torch.int32)
+    """
+    S = T if S is None else S
+    for name, n in (("T", T), ("S", S)):
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"window_mask needs a positive integer {name}, got {n!r}")
+    if not isinstance(window, int) or isinstance(window, bool) or window < 0:
+        raise ValueError(f"window must be an integer >= 0, got {window!r}")
+    if not isinstance(offset, int) or isinstance(offset, bool):
+        raise ValueError(f"window_mask needs an integer offset, got {offset!r}")
+    i = torch.arange(offset, offset + T, device=device)[:, None]  # (T, 1) query positions
+    j = torch.arange(S, device=device)[None, :]  # (1, S) key positions
+    allowed = (j - i).abs() <= window  # (T, S)
+    return allowed & (j <= i) if causal else allowed

@@ -14,6 +14,7 @@ from attnlab.functional import (
     attention,
     dot_product_scores,
     general_scores,
+    kv_groups,
     masked_softmax,
     scaled_dot_product_scores,
     softmax,
@@ -443,3 +444,59 @@ def test_score_errors_name_the_shapes():
                         torch.ones(7))
     with pytest.raises(ValueError, match=r"w must be \(Dq, Dk\) = \(5, 6\)"):
         general_scores(torch.ones(3, 5), torch.ones(4, 6), torch.ones(6, 5))
+
+
+# -------------------------------------------------------------- grouped-query attention
+
+
+@pytest.mark.parametrize("H, H_kv", [(4, 1), (4, 2), (6, 3), (4, 4)])
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_grouped_query_attention_equals_sdpa_enable_gqa(H, H_kv, need_weights):
+    g = torch.Generator().manual_seed(H * 10 + H_kv)
+    q = torch.randn(2, H, 5, 8, generator=g)
+    k, v = torch.randn(2, H_kv, 7, 8, generator=g), torch.randn(2, H_kv, 7, 3, generator=g)
+    mask = torch.rand(2, 1, 5, 7, generator=g) > 0.3
+    cases = [({}, {}), ({"causal": True}, {"is_causal": True}),
+             ({"mask": mask}, {"attn_mask": mask}), ({"scale": 0.3}, {"scale": 0.3})]
+    for ours_kw, ref_kw in cases:
+        ref = F.scaled_dot_product_attention(q, k, v, enable_gqa=True, **ref_kw)
+        out = attention(q, k, v, need_weights=need_weights, **ours_kw)
+        out = out[0] if need_weights else out
+        torch.testing.assert_close(out, ref)
+
+
+def test_grouped_query_head_h_reads_kv_head_h_over_group_size():
+    g = torch.Generator().manual_seed(5)
+    q, k, v = (torch.randn(1, n, 4, 8, generator=g) for n in (6, 2, 2))
+    out, w = attention(q, k, v, need_weights=True)
+    assert w.shape == (1, 6, 4, 4) and out.shape == (1, 6, 4, 8)
+    for h in range(6):
+        ref, ref_w = attention(q[:, h], k[:, h // 3], v[:, h // 3], need_weights=True)
+        torch.testing.assert_close(out[:, h], ref)
+        torch.testing.assert_close(w[:, h], ref_w)
+    assert kv_groups(q, k) == 3 and kv_groups(q, q) == 1
+
+
+def test_grouped_query_gradients_match_repeated_keys():
+    g = torch.Generator().manual_seed(6)
+    q = torch.randn(2, 4, 5, 8, generator=g, requires_grad=True)
+    k = torch.randn(2, 2, 5, 8, generator=g, requires_grad=True)
+    v = torch.randn(2, 2, 5, 8, generator=g, requires_grad=True)
+    attention(q, k, v, causal=True).square().sum().backward()
+    grads = [t.grad.clone() for t in (q, k, v)]
+    for t in (q, k, v):
+        t.grad = None
+    kr, vr = k.repeat_interleave(2, dim=1), v.repeat_interleave(2, dim=1)
+    attention(q, kr, vr, causal=True).square().sum().backward()
+    for ours, ref in zip(grads, (q.grad, k.grad, v.grad)):
+        torch.testing.assert_close(ours, ref)
+
+
+def test_grouped_query_errors_name_the_heads():
+    q, k = torch.randn(1, 6, 3, 8), torch.randn(1, 4, 3, 8)
+    with pytest.raises(ValueError, match=r"H=6 query heads must be a multiple of the H_kv=4"):
+        attention(q, k, k)
+    with pytest.raises(ValueError, match=r"k and v must agree"):
+        attention(q, torch.randn(1, 2, 3, 8), torch.randn(1, 3, 3, 8))
+    with pytest.raises(ValueError, match=r"leading \(batch, head\) dimensions"):
+        attention(torch.randn(2, 4, 3, 8), torch.randn(1, 2, 3, 8), torch.randn(1, 2, 3, 8))

@@ -6,21 +6,25 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from attnlab.functional import additive_scores
+from attnlab.functional import additive_scores, attention
 from attnlab.layers import (
     AdditiveAttention,
     DecoderBlock,
     KVCache,
     LearnedPositionalEmbedding,
     MultiHeadAttention,
+    RMSNorm,
+    RollingKVCache,
     RotaryEmbedding,
     SinusoidalPositionalEncoding,
+    SwiGLU,
     TransformerBlock,
     sinusoidal_encoding,
 )
-from attnlab.masks import causal_mask, padding_mask
+from attnlab.masks import causal_mask, padding_mask, window_mask
 
 
 def seeded(*shape, seed=0):
@@ -239,3 +243,134 @@ def test_transformer_block_returns_its_attention_weights():
         h = block.norm1(x) if norm_first else x
         torch.testing.assert_close(w, block.self_attn(h, causal=True, need_weights=True)[1])
         assert w.shape == (2, 2, 5, 5) and torch.all(w.triu(1) == 0)
+
+
+# ------------------------------------------------------------- grouped-query attention
+
+
+def gqa_reference(mha: MultiHeadAttention, x: torch.Tensor, mask=None, causal=False):
+    """Grouped-query attention spelled out: project, repeat each K/V head, attend, merge."""
+    B, T, C = x.shape
+    H, G, D = mha.num_heads, mha.num_kv_heads, mha.head_dim
+    w, b = mha.in_proj.weight, mha.in_proj.bias
+    q, k, v = F.linear(x, w, b).split([C, G * D, G * D], dim=-1)
+    q = q.view(B, T, H, D).transpose(1, 2)  # (B, H, T, D)
+    k, v = (t.view(B, T, G, D).transpose(1, 2).repeat_interleave(H // G, dim=1) for t in (k, v))
+    out = attention(q, k, v, mask, causal=causal)  # (B, H, T, D)
+    return mha.out_proj(out.transpose(1, 2).reshape(B, T, C))
+
+
+@pytest.mark.parametrize("G", [1, 2, 4])
+def test_mha_grouped_query_equals_repeated_heads_and_sdpa(G):
+    torch.manual_seed(7)
+    mha = MultiHeadAttention(16, 4, num_kv_heads=G).eval()
+    assert mha.in_proj.weight.shape == (16 + 2 * G * 4, 16)
+    x = seeded(2, 6, 16)
+    pad = padding_mask([6, 4], 6)
+    torch.testing.assert_close(mha(x), gqa_reference(mha, x))
+    torch.testing.assert_close(mha(x, causal=True), gqa_reference(mha, x, causal=True))
+    torch.testing.assert_close(mha(x, mask=pad), gqa_reference(mha, x, mask=pad[:, None]))
+    out, w = mha(x, causal=True, need_weights=True)
+    assert w.shape == (2, 4, 6, 6)
+    torch.testing.assert_close(out, mha(x, causal=True))
+    # cross-attention: the keys and values come from another sequence
+    mem = seeded(2, 9, 16, seed=1)
+    assert mha(x, mem).shape == (2, 6, 16)
+
+
+def test_mha_default_kv_heads_is_multi_head_and_copies_torch():
+    ref = nn.MultiheadAttention(8, 2, batch_first=True)
+    ours = MultiHeadAttention.from_torch(ref)
+    assert ours.num_kv_heads == 2 and MultiHeadAttention(8, 2).in_proj.weight.shape == (24, 8)
+    x = seeded(1, 4, 8)
+    torch.testing.assert_close(ours(x), ref(x, x, x, need_weights=False)[0])
+
+
+@pytest.mark.parametrize("G", [1, 2])
+def test_gqa_kv_cache_holds_g_heads_and_equals_the_full_forward(G):
+    torch.manual_seed(8)
+    for rope in (None, RotaryEmbedding(4, max_len=16)):
+        mha = MultiHeadAttention(16, 4, num_kv_heads=G, rope=rope).eval()
+        x = seeded(2, 9, 16)
+        cache = KVCache()
+        parts = [mha(x[:, :4], causal=True, cache=cache)]
+        parts += [mha(x[:, t : t + 1], causal=True, cache=cache) for t in range(4, 9)]
+        torch.testing.assert_close(torch.cat(parts, dim=1), mha(x, causal=True))
+        assert cache.k.shape == (2, G, 9, 4) and cache.v.shape == (2, G, 9, 4)
+        assert cache.nbytes == 2 * 2 * G * 9 * 4 * 4
+
+
+def test_mha_num_kv_heads_errors():
+    for bad in (3, 0, 8, 1.5):
+        with pytest.raises(ValueError, match=r"num_kv_heads=.* must be a positive divisor"):
+            MultiHeadAttention(16, 4, num_kv_heads=bad)
+
+
+# -------------------------------------------------------------------- rolling KV cache
+
+
+@pytest.mark.parametrize("window", [1, 3, 5, 20])
+def test_rolling_cache_equals_sliding_window_attention(window):
+    torch.manual_seed(9)
+    for G, rope in ((2, None), (1, RotaryEmbedding(4, max_len=32))):
+        mha = MultiHeadAttention(16, 4, num_kv_heads=G, rope=rope).eval()
+        x = seeded(2, 12, 16)
+        full = mha(x, mask=window_mask(12, window=window, causal=True))
+        cache = RollingKVCache(window)
+        parts = [mha(x[:, :4], causal=True, cache=cache)]          # a prefill of 4
+        for t in range(4, 12):
+            parts.append(mha(x[:, t : t + 1], causal=True, cache=cache))
+            assert cache.length == min(window, t + 1) and cache.position == t + 1
+        torch.testing.assert_close(torch.cat(parts, dim=1), full)
+
+
+def test_rolling_cache_memory_stays_flat():
+    mha = MultiHeadAttention(16, 4, num_kv_heads=2).eval()
+    cache = RollingKVCache(4)
+    sizes = []
+    with torch.no_grad():
+        for t in range(30):
+            mha(seeded(1, 1, 16, seed=t), causal=True, cache=cache)
+            sizes.append(cache.nbytes)
+    assert sizes[3:] == [sizes[3]] * 27 and sizes[3] == 2 * 1 * 2 * 4 * 4 * 4
+    with pytest.raises(ValueError, match="window must be a positive integer"):
+        RollingKVCache(0)
+
+
+# ------------------------------------------------------------------- RMSNorm and SwiGLU
+
+
+def test_rmsnorm_equals_torch_rmsnorm_forward_and_backward():
+    torch.manual_seed(10)
+    ours, ref = RMSNorm(16), nn.RMSNorm(16, eps=1e-6)
+    with torch.no_grad():
+        ours.weight.copy_(torch.rand(16) + 0.5)
+        ref.weight.copy_(ours.weight)
+    x1 = seeded(2, 5, 16).requires_grad_()
+    x2 = x1.detach().clone().requires_grad_()
+    torch.testing.assert_close(ours(x1), ref(x2))
+    ours(x1).pow(3).sum().backward()
+    ref(x2).pow(3).sum().backward()
+    torch.testing.assert_close(x1.grad, x2.grad)
+    torch.testing.assert_close(ours.weight.grad, ref.weight.grad)
+    # no centring: a constant row keeps its sign; scaling the input changes nothing
+    torch.testing.assert_close(RMSNorm(4)(torch.full((1, 4), -2.0)), -torch.ones(1, 4),
+                               check_dtype=False)
+    x = seeded(3, 16)
+    torch.testing.assert_close(ours(7.0 * x), ours(x))
+    assert RMSNorm(16).eps == 1e-6 and ours.weight.shape == (16,)
+    with pytest.raises(ValueError, match=r"RMSNorm\(16\) got x of shape \(3, 8\)"):
+        ours(seeded(3, 8))
+
+
+def test_swiglu_matches_its_definition_and_counts_parameters():
+    torch.manual_seed(11)
+    ff = SwiGLU(8, 24)
+    x = seeded(2, 3, 8)
+    w1, w3, w2 = ff.gate.weight, ff.up.weight, ff.down.weight
+    expected = (F.silu(x @ w1.T) * (x @ w3.T)) @ w2.T
+    torch.testing.assert_close(ff(x), expected)
+    assert sum(p.numel() for p in ff.parameters()) == 3 * 8 * 24
+    assert sum(p.numel() for p in SwiGLU(8, 24, bias=True).parameters()) == 3 * 8 * 24 + 2 * 24 + 8
+    with pytest.raises(ValueError, match="hidden_dim must be a positive integer"):
+        SwiGLU(8, 0)

@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attnlab.masks import causal_mask, padding_mask
+import attnlab.efficient
+from attnlab.masks import causal_mask, padding_mask, window_mask
 
 
 def test_causal_mask_is_sdpas_is_causal():
@@ -47,8 +48,28 @@ def test_padding_mask_entries_and_shape():
         (lambda: padding_mask(torch.ones(2, 2, dtype=torch.long), 4), r"1-D sequence \(B,\)"),
         (lambda: padding_mask([], 4), "non-empty"),
         (lambda: padding_mask([1], 0), "positive integer S"),
+        (lambda: window_mask(0), "positive integer T"),
+        (lambda: window_mask(3, window=-1), r"window must be an integer >= 0, got -1"),
+        (lambda: window_mask(3, window=1.5), r"window must be an integer"),
+        (lambda: window_mask(3, offset=0.5), "integer offset"),
     ],
 )
 def test_mask_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_window_mask_entries_offset_and_the_old_name():
+    for causal in (False, True):
+        for T, S, w, off in [(5, 5, 1, 0), (3, 7, 2, 4), (4, 4, 0, 0), (6, 6, 10, 0)]:
+            m = window_mask(T, S, w, causal=causal, offset=off)
+            assert m.shape == (T, S) and m.dtype == torch.bool
+            for i in range(T):
+                for j in range(S):
+                    ok = abs(i + off - j) <= w and (not causal or j <= i + off)
+                    assert bool(m[i, j]) == ok
+    # a window as long as the sequence is the plain causal mask
+    assert torch.equal(window_mask(6, window=5, causal=True), causal_mask(6))
+    assert torch.equal(window_mask(2, 6, window=9, causal=True, offset=4),
+                       causal_mask(2, 6, offset=4))
+    assert attnlab.efficient.window_mask is window_mask
