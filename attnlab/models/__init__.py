@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from attnlab.decoding import top_k_filter, top_p_filter
 from attnlab.layers import (
     AdditiveAttention,
     DecoderBlock,
@@ -374,14 +375,18 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 0.0,
-                 top_k: int | None = None, use_cache: bool = True,
-                 generator: torch.Generator | None = None,
+                 top_k: int | None = None, top_p: float | None = None,
+                 use_cache: bool = True, generator: torch.Generator | None = None,
                  stop_id: int | None = None) -> torch.Tensor:
         """Continue each prompt by ``max_new_tokens`` tokens.
 
         ``temperature=0`` is greedy decoding; a positive temperature samples
         from the softmax of logits / temperature, optionally restricted to the
-        ``top_k`` most likely tokens. With ``use_cache`` each step feeds only
+        ``top_k`` most likely tokens (:func:`attnlab.decoding.top_k_filter`)
+        and then to the nucleus of mass ``top_p``
+        (:func:`attnlab.decoding.top_p_filter`). Both filters keep the most
+        likely token, so they leave greedy decoding unchanged. With
+        ``use_cache`` each step feeds only
         the newest token and reuses the cached keys and values; the result is
         the same as recomputing the whole sequence.
 
@@ -390,6 +395,8 @@ class GPT(nn.Module):
             max_new_tokens: how many tokens to add.
             temperature: 0 for greedy, else the sampling temperature.
             top_k: sample among the k most likely tokens only.
+            top_p: sample among the smallest set of most likely tokens whose
+                probability (after the temperature) reaches top_p, in (0, 1].
             use_cache: use a key/value cache.
             generator: random numbers for sampling.
             stop_id: stop early once every sequence has produced this token.
@@ -399,6 +406,8 @@ class GPT(nn.Module):
         """
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if top_p is not None:  # checked even where greedy decoding ignores it
+            top_p_filter(torch.zeros(1), top_p)
         caches = self.new_caches() if use_cache else None
         seq = idx
         step_input = idx
@@ -410,8 +419,9 @@ class GPT(nn.Module):
             else:
                 logits = logits / temperature
                 if top_k is not None:
-                    kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
-                    logits = logits.masked_fill(logits < kth, float("-inf"))
+                    logits = top_k_filter(logits, top_k)
+                if top_p is not None:
+                    logits = top_p_filter(logits, top_p)
                 nxt = torch.multinomial(F.softmax(logits, -1), 1, generator=generator)
             seq = torch.cat([seq, nxt], dim=1)
             step_input = nxt
