@@ -289,40 +289,11 @@ def _quadratic_bytes(method: str, T: int, cfg: BenchConfig, pass_: str) -> int:
 # --------------------------------------------------------------------- measuring
 
 
-def _rss_bytes(field_name: str = "VmRSS") -> int | None:
-    """This process's resident set (VmRSS) or its high-water mark (VmHWM), from /proc."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field_name + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def _reset_rss_peak() -> bool:
-    """Reset the high-water mark to the current resident set (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _lifetime_peak_bytes() -> int:
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)
-
-
 def peak_rss_during(fn: Callable[[], Any]) -> tuple[Any, int, str]:
     """Run ``fn`` once; return its result and the resident-set peak above the current RSS.
 
-    The peak is the high-water mark after ``fn`` minus the resident set just
-    before it. Meaningful in a fresh process (the suite runs each case in one).
+    :func:`attnlab.perf.peak_memory_during` on the CPU. Meaningful in a fresh
+    process (the suite runs each case in one).
 
     Returns:
         ``(result, bytes, how)``: ``how`` says whether the high-water mark was
@@ -334,16 +305,9 @@ def peak_rss_during(fn: Callable[[], Any]) -> tuple[Any, int, str]:
         >>> extra >= 0
         True
     """
-    gc.collect()
-    baseline = _rss_bytes("VmRSS")
-    reset = _reset_rss_peak()
-    result = fn()
-    if reset and baseline is not None:
-        peak, how = _rss_bytes("VmHWM") or 0, "rss_hwm_reset"
-    else:
-        peak, how = _lifetime_peak_bytes(), "rss_lifetime_peak"
-        baseline = baseline if baseline is not None else 0
-    return result, max(0, peak - baseline), how
+    from attnlab.perf import peak_memory_during
+
+    return peak_memory_during(fn, "cpu")
 
 
 def _sync(device: torch.device) -> None:

@@ -9,9 +9,12 @@ their weighted sums (Chowdhery et al. 2022, appendix B).
 
 from __future__ import annotations
 
+import gc
 import resource
 import sys
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -21,8 +24,10 @@ __all__ = [
     "gpt_flops_per_token",
     "peak_flops",
     "measured_matmul_flops",
+    "measured_peak_flops",
     "reset_peak_memory",
     "peak_memory_bytes",
+    "peak_memory_during",
     "device_name",
 ]
 
@@ -93,22 +98,68 @@ def peak_flops(device: torch.device | str, dtype: torch.dtype = torch.bfloat16) 
 
 def measured_matmul_flops(device: torch.device | str, dtype: torch.dtype = torch.float32,
                           n: int = 1024, repeat: int = 5) -> float:
-    """FLOP/s of an (n, n) @ (n, n) matrix product here: a practical peak for MFU on a CPU.
+    """FLOP/s of one (n, n) @ (n, n) matrix product here: the best of ``repeat`` timings.
 
-    Returns the best of ``repeat`` timings, after one warm-up.
+    One shape says little about a device's peak: see :func:`measured_peak_flops`.
+
+    Example:
+        >>> measured_matmul_flops("cpu", n=64, repeat=2) > 0
+        True
     """
-    device = torch.device(device)
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
+    return _best_matmul_flops(torch.device(device), dtype, n, n, n, repeat)
+
+
+def _best_matmul_flops(device: torch.device, dtype: torch.dtype, m: int, k: int, n: int,
+                       repeat: int) -> float:
+    a = torch.randn(m, k, device=device, dtype=dtype)
+    b = torch.randn(k, n, device=device, dtype=dtype)
     best = float("inf")
-    for i in range(repeat + 1):
+    for i in range(repeat + 1):  # the first call is a warm-up
         _sync(device)
         start = time.perf_counter()
         a @ b
         _sync(device)
         if i:
             best = min(best, time.perf_counter() - start)
-    return 2.0 * n**3 / best
+    return 2.0 * m * k * n / best
+
+
+def measured_peak_flops(device: torch.device | str, dtype: torch.dtype = torch.float32,
+                        shapes: Sequence[tuple[int, int, int]] = (
+                            (512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048),
+                            (4096, 512, 4096), (2048, 4096, 512)),
+                        repeat: int = 5) -> dict[str, Any]:
+    """A practical peak: the best FLOP/s of several GEMM shapes, each the best of ``repeat``.
+
+    On a CPU there is no data-sheet figure that a program reaches, so the
+    denominator of an MFU is what the BLAS library achieves here. Several
+    shapes (square, wide, a skinny inner dimension) and repeats make it the
+    machine's best, not one product's luck; on a machine shared with other
+    work every measurement is a lower bound on the true peak.
+
+    Args:
+        device: where to multiply.
+        dtype: the dtype of the products.
+        shapes: ``(m, k, n)`` of each ``(m, k) @ (k, n)`` product.
+        repeat: timed calls per shape (after one warm-up); the fastest counts.
+
+    Returns:
+        ``{"flops": best FLOP/s, "shape": (m, k, n) of the best,
+        "by_shape": {"mxkxn": FLOP/s}}``.
+
+    Example:
+        >>> r = measured_peak_flops("cpu", shapes=((64, 64, 64), (32, 128, 32)), repeat=2)
+        >>> r["flops"] == max(r["by_shape"].values())
+        True
+    """
+    device = torch.device(device)
+    if not shapes:
+        raise ValueError("measured_peak_flops needs at least one shape")
+    by_shape = {f"{m}x{k}x{n}": _best_matmul_flops(device, dtype, m, k, n, repeat)
+                for m, k, n in shapes}
+    best = max(by_shape, key=by_shape.__getitem__)
+    return {"flops": by_shape[best], "shape": tuple(int(x) for x in best.split("x")),
+            "by_shape": by_shape}
 
 
 def _sync(device: torch.device) -> None:
@@ -129,7 +180,8 @@ def peak_memory_bytes(device: torch.device | str) -> int:
     """Peak memory: CUDA's largest allocation since the last reset, else this process's RSS peak.
 
     On the CPU this is the resident-set peak of the whole process since it
-    started (``getrusage``), an upper bound on what one step needed.
+    started (``getrusage``): it includes everything the process did before,
+    so it says nothing about one step; use :func:`peak_memory_during`.
     """
     device = torch.device(device)
     if device.type == "cuda":
@@ -138,3 +190,66 @@ def peak_memory_bytes(device: torch.device | str) -> int:
         return int(torch.mps.driver_allocated_memory())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def _rss_bytes(field_name: str = "VmRSS") -> int | None:
+    """This process's resident set (VmRSS) or its high-water mark (VmHWM), from /proc."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_rss_peak() -> bool:
+    """Reset the high-water mark to the current resident set (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_memory_during(fn: Callable[[], Any], device: torch.device | str = "cpu"
+                       ) -> tuple[Any, int, str]:
+    """Run ``fn`` once; return its result and the memory peak it added to what was held before.
+
+    CUDA: ``max_memory_allocated`` after the call minus ``memory_allocated``
+    before it (the peak statistics are reset first). CPU: the resident-set
+    high-water mark after the call minus the resident set before it, with the
+    mark reset just before the call (``/proc/self/clear_refs``, Linux); where
+    that is impossible, the process's lifetime peak minus the resident set
+    before, an upper bound. Unlike :func:`peak_memory_bytes`, earlier work in
+    the process does not count.
+
+    Returns:
+        ``(result, bytes, how)``; ``how`` is ``"cuda_max_allocated"``,
+        ``"rss_hwm_reset"`` or ``"rss_lifetime_peak"``.
+
+    Example:
+        >>> _, extra, how = peak_memory_during(lambda: torch.ones(2**22).sum())
+        >>> extra >= 0 and how in ("rss_hwm_reset", "rss_lifetime_peak")
+        True
+    """
+    device = torch.device(device)
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        result = fn()
+        torch.cuda.synchronize(device)
+        return result, int(torch.cuda.max_memory_allocated(device) - base), "cuda_max_allocated"
+    baseline = _rss_bytes("VmRSS")
+    reset = _reset_rss_peak()
+    result = fn()
+    if reset and baseline is not None:
+        peak, how = _rss_bytes("VmHWM") or 0, "rss_hwm_reset"
+    else:
+        peak, how = peak_memory_bytes("cpu"), "rss_lifetime_peak"
+        baseline = baseline if baseline is not None else 0
+    return result, max(0, peak - baseline), how

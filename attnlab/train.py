@@ -52,11 +52,15 @@ class TrainConfig:
     eval_every: int | None = None  # evaluate every n steps (and always at the end)
     device: str | None = None  # None: pick_device() (CUDA, then MPS, then CPU)
     amp: bool = True  # bf16 autocast where the device supports it (CUDA); fp32 on CPU
+    amp_cpu: bool = False  # bf16 autocast on the CPU too (it works there, often slower)
     compile: bool = False  # torch.compile the model (a GPU option; slow to start)
     checkpoint: str | None = None  # save the model here at the end (and at each eval)
     progress: bool | None = None  # a tqdm bar; None: only when stderr is a terminal
     seed: int = 0  # seeds the generator handed to the batch function
     log_every: int = 10  # record the training loss every n steps
+    # check that the loss is finite every n steps (and at the last): reading a value from the
+    # device waits for it, so a check at every step would stall a GPU's queue of kernels
+    check_every: int = 10
 
 
 @dataclass
@@ -164,9 +168,14 @@ def fit(
     """
     if config.steps < 1:
         raise ValueError(f"steps must be positive, got {config.steps}")
+    if config.log_every < 1 or config.check_every < 1:
+        raise ValueError(f"log_every and check_every must be positive, got "
+                         f"{config.log_every} and {config.check_every}")
     device = pick_device(config.device)
     model.to(device)
-    use_amp = config.amp and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    use_amp = config.amp and (
+        (device.type == "cuda" and torch.cuda.is_bf16_supported())
+        or (device.type == "cpu" and config.amp_cpu))
     optimizer = _optimizer(model, config, fused=device.type == "cuda")
     step_model = torch.compile(model) if config.compile else model
     generator = torch.Generator().manual_seed(config.seed)
@@ -198,7 +207,8 @@ def fit(
         batch = _to(batch_fn(step, generator), device)
         with torch.autocast(device.type, torch.bfloat16, enabled=use_amp):
             loss = loss_fn(step_model, batch)
-        if not torch.isfinite(loss):
+        last = step == config.steps - 1
+        if (step % config.check_every == 0 or last) and not torch.isfinite(loss):
             value = float(loss.detach())
             raise FloatingPointError(f"the loss is {value} at step {step}; lower the lr?")
         optimizer.zero_grad(set_to_none=True)
@@ -206,7 +216,7 @@ def fit(
         if config.grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
-        if step % config.log_every == 0 or step == config.steps - 1:
+        if step % config.log_every == 0 or last:
             history.steps.append(step)
             history.loss.append(float(loss.detach()))
             history.lr.append(lr)

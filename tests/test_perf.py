@@ -39,3 +39,33 @@ def test_matmul_throughput_and_peak_memory_are_sensible():
     x = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
     x += 1
     assert peak_memory_bytes("cpu") >= before and peak_memory_bytes("cpu") > 64 * 2**20
+
+
+def test_measured_peak_is_the_best_of_its_shapes():
+    from attnlab.perf import measured_peak_flops
+
+    r = measured_peak_flops("cpu", shapes=((128, 128, 128), (64, 256, 64)), repeat=2)
+    assert set(r["by_shape"]) == {"128x128x128", "64x256x64"}
+    assert r["flops"] == max(r["by_shape"].values()) > 1e6
+    assert "x".join(map(str, r["shape"])) in r["by_shape"]
+    with pytest.raises(ValueError, match="at least one shape"):
+        measured_peak_flops("cpu", shapes=())
+
+
+def test_peak_memory_during_counts_the_call_not_the_past():
+    import subprocess
+    import sys
+
+    # In a fresh process: allocate and free 256 MiB first, then measure a 32 MiB call.
+    code = ("import torch\nfrom attnlab.perf import peak_memory_during, peak_memory_bytes\n"
+            "x = torch.ones(256 * 2**20 // 4); x += 1; del x\n"
+            "_, n, how = peak_memory_during(lambda: (torch.ones(32 * 2**20 // 4) + 1).sum())\n"
+            "print(n, how, peak_memory_bytes('cpu'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    n, how, lifetime = int(out[0]), out[1], int(out[2])
+    assert lifetime > 256 * 2**20  # the lifetime peak remembers the earlier allocation
+    if how == "rss_hwm_reset":  # Linux: the call's own peak, two 32 MiB tensors at most
+        assert 30 * 2**20 < n < 100 * 2**20
+    else:
+        assert n > 30 * 2**20

@@ -78,6 +78,50 @@ def test_fit_stops_on_a_non_finite_loss():
             TrainConfig(steps=3, device="cpu"))
 
 
+def test_fit_checks_the_loss_every_n_steps_only(monkeypatch):
+    # Reading the loss waits for the device: fit checks it at steps 0, n, 2n, ... and the last.
+    checked = []
+    real = torch.isfinite
+
+    def counting(t):
+        checked.append(t.numel())
+        return real(t)
+
+    monkeypatch.setattr(torch, "isfinite", counting)
+    x, y = linear_problem()
+    fit(torch.nn.Linear(1, 1), lambda s, g: (x, y),
+        lambda m, b: F.mse_loss(m(b[0]), b[1]), TrainConfig(steps=25, check_every=10,
+                                                             device="cpu"))
+    assert len(checked) == 4  # steps 0, 10, 20 and 24
+
+    def nan_from_step_3(m, b):
+        loss = F.mse_loss(m(b[0]), b[1])
+        return loss * float("nan") if len(calls) > 3 else loss
+
+    calls = []
+    with pytest.raises(FloatingPointError, match="at step 5"):
+        fit(torch.nn.Linear(1, 1), lambda s, g: calls.append(s) or (x, y), nan_from_step_3,
+            TrainConfig(steps=20, check_every=5, device="cpu"))
+    with pytest.raises(ValueError, match="check_every"):
+        fit(torch.nn.Linear(1, 1), lambda s, g: (x, y), nan_from_step_3,
+            TrainConfig(steps=2, check_every=0, device="cpu"))
+
+
+def test_fit_bf16_autocast_on_the_cpu_only_when_asked():
+    x, y = linear_problem()
+    seen = []
+
+    def loss_fn(m, b):
+        out = m(b[0])
+        seen.append(out.dtype)
+        return F.mse_loss(out.float(), b[1])
+
+    for amp_cpu in (False, True):
+        fit(torch.nn.Linear(1, 1), lambda s, g: (x, y), loss_fn,
+            TrainConfig(steps=2, device="cpu", amp_cpu=amp_cpu))
+    assert seen == [torch.float32] * 2 + [torch.bfloat16] * 2
+
+
 def test_checkpoint_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         load_checkpoint(tmp_path / "missing.pt", torch.nn.Linear(1, 1))
