@@ -22,7 +22,15 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-venv: $(STAMP)
+# JupyterLab's settings overrides for this environment (Binder's postBuild installs the same
+# file): no pop-up asking about Jupyter news, no update checks (they would ask the internet).
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+
+$(LAB_OVERRIDES): binder/overrides.json $(STAMP)
+	mkdir -p $(dir $@)
+	cp binder/overrides.json $@
+
+venv: $(STAMP) $(LAB_OVERRIDES)
 
 book: venv
 	rm -rf _build
@@ -43,8 +51,10 @@ exercises: venv
 	  OMP_NUM_THREADS=$(THREADS) $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; \
 	done
 
+# JupyterLab serves the whole repository (a chapter's links to its exercises work) and opens
+# on chapters/; open the address it prints (http://localhost:PORT/lab/tree/chapters?token=...).
 lab: venv
-	$(VENV)/bin/jupyter lab chapters
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/chapters
 
 clean:
 	rm -rf _build .pytest_cache
