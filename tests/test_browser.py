@@ -11,22 +11,19 @@ from __future__ import annotations
 import functools
 import http.server
 import re
-import shutil
 import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
+from _browser import chromium, needs_chromium
 from conftest import ROOT
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-INSTALL = ("install Debian's Chromium to run the real-browser test: `sudo apt-get install "
-           "chromium` (.ci/run does this in CI)")
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 SCREENSHOTS = ["book/intro.html", "chapters/01_softmax.html", "chapters/06_transformer.html"]
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=INSTALL)
+pytestmark = needs_chromium
 
 
 PREFIX = "/attention-lab"  # where GitHub Pages serves the project's site (notfound_urls_prefix)
@@ -67,11 +64,8 @@ def site(html):
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements.txt")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def pages(html: Path) -> list[str]:
