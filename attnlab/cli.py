@@ -2,7 +2,9 @@
 
 ::
 
-    attnlab grade SUBMISSION... [--json FILE] [--csv FILE] [--timeout SECONDS] [--tests DIR]
+    attnlab grade SUBMISSION... [--json FILE] [--csv FILE] [--feedback DIR] [--timeout SECONDS]
+                  [--cell-timeout SECONDS] [--call-timeout SECONDS] [--tests DIR] [--set NAME]
+                  [--jobs N] [--sandbox-user USER] [--unsafe-same-user]
     attnlab exercises build SOURCE... [--exercises DIR] [--solutions DIR] [--bundles DIR]
     attnlab bench [--lengths 256,...,16384] [--methods ...] [--quick] [--out DIR] ...
     attnlab --version
@@ -37,6 +39,23 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--tests", metavar="DIR",
                    help="a folder of tests bundles (default: those shipped with attnlab)")
     g.add_argument("--jobs", type=int, default=2, help="submissions graded at once (default 2)")
+    g.add_argument("--set", metavar="NAME", dest="set_name",
+                   help="grade every notebook as this exercise set (e.g. 01_softmax), whatever "
+                        "its metadata and file name say")
+    g.add_argument("--feedback", metavar="DIR",
+                   help="write one Markdown feedback file per submission into DIR")
+    g.add_argument("--cell-timeout", type=float, metavar="SECONDS",
+                   help="time limit per code cell (default: half of --timeout); a cell that "
+                        "hangs is stopped and the answers before it are still graded")
+    g.add_argument("--call-timeout", type=float, metavar="SECONDS",
+                   help="time limit per call of a student's function (default: a quarter "
+                        "of --timeout)")
+    g.add_argument("--sandbox-user", metavar="USER",
+                   help="as root: run every submission as USER (default: a fresh unprivileged "
+                        "uid per job); for an environment only USER can read")
+    g.add_argument("--unsafe-same-user", action="store_true",
+                   help="where submissions cannot be isolated (no Linux namespaces), run them "
+                        "as the grader's own user anyway: for trusted notebooks only")
 
     e = sub.add_parser("exercises", help="build exercise sets from their sources")
     esub = e.add_subparsers(dest="action", required=True)
@@ -65,28 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_from_args(args)
     if args.command == "grade":
-        from attnlab.grading.grade import grade, table, write_csv, write_json
-
-        if args.timeout <= 0 or args.memory <= 0 or args.jobs < 1:
-            print("attnlab grade: --timeout, --memory and --jobs must be positive",
-                  file=sys.stderr)
-            return 2
-        missing = [s for s in args.submissions if not Path(s).exists()]
-        if missing:
-            print(f"attnlab grade: no such file or folder: {', '.join(missing)}", file=sys.stderr)
-            return 2
-        try:
-            results = grade(args.submissions, tests=args.tests, timeout=args.timeout,
-                            memory_mb=args.memory, jobs=args.jobs)
-        except FileNotFoundError as err:
-            print(f"attnlab grade: {err}", file=sys.stderr)
-            return 2
-        print(table(results))
-        if args.json:
-            write_json(results, args.json)
-        if args.csv:
-            write_csv(results, args.csv)
-        return 0
+        return _grade(args)
     from attnlab.grading.assign import SourceError, build_set
 
     for source in args.sources:
@@ -97,6 +95,35 @@ def main(argv: list[str] | None = None) -> int:
             print(f"attnlab exercises build: {err}", file=sys.stderr)
             return 2
         print(f"{meta['name']}: {len(meta['questions'])} questions, {meta['points']:g} points")
+    return 0
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from attnlab.grading.grade import UsageError, grade, table, write_csv, write_json
+
+    for stream in (sys.stdout, sys.stderr):  # names that are not UTF-8 never crash the table
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    positive = [args.timeout, args.memory, args.jobs, args.cell_timeout or 1,
+                args.call_timeout or 1]
+    if min(positive) <= 0:
+        print("attnlab grade: --timeout, --cell-timeout, --call-timeout, --memory and --jobs "
+              "must be positive", file=sys.stderr)
+        return 2
+    try:
+        results = grade(args.submissions, tests=args.tests, timeout=args.timeout,
+                        memory_mb=args.memory, jobs=args.jobs, set_name=args.set_name,
+                        cell_timeout=args.cell_timeout, call_timeout=args.call_timeout,
+                        unsafe_same_user=args.unsafe_same_user, sandbox_user=args.sandbox_user,
+                        feedback=args.feedback)
+    except UsageError as err:
+        print(f"attnlab grade: {err}", file=sys.stderr)
+        return 2
+    print(table(results))
+    if args.json:
+        write_json(results, args.json)
+    if args.csv:
+        write_csv(results, args.csv)
     return 0
 
 

@@ -4,6 +4,7 @@ blank notebooks, the named misconceptions, and hostile submissions that change n
 from __future__ import annotations
 
 import copy
+import csv
 import hashlib
 import json
 import os
@@ -268,7 +269,8 @@ def test_hard_exits_hangs_garbage_and_deleted_cells_get_rows(tmp_path):
     assert [Path(r.submission).name for r in results] == [f.name for f in files]
     os_exit, loop, garbage, text, gone, unknown, honest = results
     assert os_exit.score == 0 and "ended the grading process" in os_exit.error
-    assert loop.score == 0 and "timed out after 25 s" in loop.error
+    # the hanging cell is stopped (after half the time limit): the answers before it count
+    assert loop.score == loop.max_score and "Timeout" in loop.error and "cell" in loop.error
     assert garbage.score == 0 and "not a Jupyter notebook" in garbage.error
     assert text.score == 0 and "not a Jupyter notebook" in text.error
     assert "deleted" in gone.error and gone.score == gone.max_score - 2
@@ -276,8 +278,6 @@ def test_hard_exits_hangs_garbage_and_deleted_cells_get_rows(tmp_path):
     assert honest.score == honest.max_score and honest.error is None
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="file protection needs the grader to run as root "
-                                              "(the child then runs as 'nobody')")
 def test_submissions_cannot_read_or_write_the_graders_files(tmp_path):
     tests_dir = tmp_path / "course-tests"
     shutil.copytree(bundled_tests(), tests_dir)
@@ -345,8 +345,9 @@ def test_cli_writes_json_csv_and_a_table(tmp_path):
     assert rows[0]["submission"] == str(sol) and rows[0]["score"] == 10
     assert set(rows[0]["questions"][0]) == {"name", "score", "max_score", "feedback"}
     lines = (tmp_path / "r.csv").read_text().splitlines()
-    assert lines[0] == "submission,set,q1,q2,q3,q4,q5,q6,score,max_score,error"
-    assert len(lines) == 4
+    assert lines[0] == "submission,set,q1,q2,q3,q4,q5,q6,score,max_score,error,feedback"
+    with open(tmp_path / "r.csv", newline="") as f:
+        assert len(list(csv.reader(f))) == 4
 
 
 def test_cli_usage_errors_exit_nonzero(tmp_path):

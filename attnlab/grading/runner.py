@@ -1,10 +1,19 @@
 """The sandboxed child: run a submission's cells, call its functions, write the results as data.
 
-Started by :mod:`attnlab.grading.sandbox` as ``python -m attnlab.grading.runner``
-in a throw-away folder. It reads its request (JSON) from standard input, closes
-it, and then runs the student's code. It never compares anything and never
-sees the expected results: it writes what the student's functions returned
-(arrays in an ``.npz``, the rest in JSON) for the grader to judge.
+Started by :mod:`attnlab.grading.sandbox` as ``python -m attnlab.grading.runner
+REQUEST`` in the submission's private work folder (its ``/tmp`` when the jail
+of :mod:`attnlab.grading.jail` is used). It reads the request (JSON), then runs
+the student's code. It never compares anything and never sees the expected
+results: it writes what the student's functions returned, as data, into files
+whose names the grader chose:
+
+- ``cells-TOKEN.json`` once the cells have run: their errors and the printed log;
+- ``answers-TOKEN-I.json`` (+ ``arrays-TOKEN-I.npz``) for the I-th question, as
+  soon as it is answered, so that a later hang costs only what it stopped.
+
+Each cell runs under a time limit (``cell_timeout``) and each call of a student's
+function under another (``call_timeout``): a cell that loops forever is stopped
+and reported, and the answers defined before it are still graded.
 """
 
 from __future__ import annotations
@@ -13,14 +22,21 @@ import builtins
 import io
 import json
 import os
+import signal
 import socket
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
 __all__ = ["main"]
 
 _LOG_LIMIT = 20_000  # characters of the student's output kept for the report
+_TEXT_LIMIT = 500  # characters of one error message
+
+
+class _Stopped(BaseException):
+    """Raised by the alarm when a cell or a call runs past its time limit."""
 
 
 class _CappedWriter(io.TextIOBase):
@@ -44,11 +60,42 @@ def _no_network(*args: Any, **kwargs: Any) -> None:
     raise OSError("network access is disabled while grading")
 
 
-def _run_cells(cells: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+class _Alarm:
+    """``with _Alarm(seconds):`` raises :class:`_Stopped` inside the block after ``seconds``."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+
+    def _ring(self, signum: int, frame: Any) -> None:
+        raise _Stopped()
+
+    def __enter__(self) -> _Alarm:
+        if self.seconds:
+            signal.signal(signal.SIGALRM, self._ring)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.seconds:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _cell_line(error: BaseException) -> int | None:
+    if isinstance(error, SyntaxError):
+        return error.lineno
+    line = None
+    for frame, lineno in traceback.walk_tb(error.__traceback__):
+        if frame.f_code.co_filename.startswith(("<ipython-input", "<cell")):
+            line = lineno
+    return line
+
+
+def _run_cells(cells: list[dict[str, Any]], cell_timeout: float | None
+               ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance(colors="nocolor")
-    errors: list[str] = []
+    errors: list[dict[str, Any]] = []
     for index, cell in enumerate(cells):
         if cell.get("cell_type") != "code":
             continue
@@ -56,15 +103,25 @@ def _run_cells(cells: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
         source = "".join(source) if isinstance(source, list) else str(source)
         if not source.strip():
             continue
-        result = shell.run_cell(source, store_history=False, silent=True)
+        try:
+            with _Alarm(cell_timeout):
+                result = shell.run_cell(source, store_history=False, silent=True)
+        except _Stopped:
+            errors.append({"cell": index + 1, "type": "Timeout", "line": None,
+                           "message": f"stopped after {cell_timeout:g} s (an endless loop?)"})
+            continue
         error = result.error_before_exec or result.error_in_exec
-        if error is not None:
-            errors.append(f"cell {index + 1}: {type(error).__name__}: {error}"[:300])
+        if isinstance(error, _Stopped):
+            errors.append({"cell": index + 1, "type": "Timeout", "line": None,
+                           "message": f"stopped after {cell_timeout:g} s (an endless loop?)"})
+        elif error is not None:
+            errors.append({"cell": index + 1, "type": type(error).__name__,
+                           "line": _cell_line(error), "message": str(error)[:_TEXT_LIMIT]})
     return shell.user_ns, errors
 
 
 def _probe(namespace: dict[str, Any], probe: dict[str, Any], arrays: Any,
-           out_arrays: dict[str, Any]) -> list[dict[str, Any]]:
+           out_arrays: dict[str, Any], call_timeout: float | None) -> list[dict[str, Any]]:
     from attnlab.grading.codec import EncodeError, decode, encode
 
     results = []
@@ -86,22 +143,30 @@ def _probe(namespace: dict[str, Any], probe: dict[str, Any], arrays: Any,
     for encoded in probe["cases"]:
         try:
             args, kwargs = decode(encoded, arrays)
-            value = fn(*args, **kwargs)
-            results.append({"value": encode(value, out_arrays)})
+            with _Alarm(call_timeout):
+                value = fn(*args, **kwargs)
+                results.append({"value": encode(value, out_arrays)})
+        except _Stopped:
+            results.append({"error": f"Timeout: the call took longer than {call_timeout:g} s"})
         except EncodeError as err:
             results.append({"error": f"TypeError: {err}"})
         except BaseException as err:  # noqa: BLE001 - SystemExit too: it is the student's
-            results.append({"error": f"{type(err).__name__}: {err}"[:500]})
+            results.append({"error": f"{type(err).__name__}: {err}"[:_TEXT_LIMIT]})
     return results
 
 
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+
+
 def main() -> int:
-    request = json.loads(sys.stdin.read())
+    with open(sys.argv[1] if len(sys.argv) > 1 else "request.json", encoding="utf-8") as f:
+        request = json.load(f)
     sys.stdin.close()
     sys.stdin = open(os.devnull)  # noqa: SIM115
-    workdir = Path(request["workdir"])
-    results_path = Path(request["results"])
-    os.chdir(workdir)
+    token = request["token"]
     os.environ["ATTNLAB_GRADING"] = "1"  # check() cells do nothing here
     os.environ.setdefault("MPLBACKEND", "Agg")
     if not request.get("network_isolated", False):
@@ -113,28 +178,31 @@ def main() -> int:
     with open(request["notebook"], encoding="utf-8") as f:
         notebook = json.load(f)
     inputs = np.load(request["inputs"], allow_pickle=False)
-    probes = request["probes"]
+    here = Path.cwd()
 
     real_stdout, real_stderr = sys.stdout, sys.stderr
     saved_builtins = dict(builtins.__dict__)  # a notebook that breaks them hurts only itself
     log = _CappedWriter()
     sys.stdout = sys.stderr = log
     try:
-        namespace, errors = _run_cells(notebook["cells"])
+        namespace, errors = _run_cells(notebook["cells"], request.get("cell_timeout"))
         builtins.__dict__.clear()
         builtins.__dict__.update(saved_builtins)
-        out_arrays: dict[str, Any] = {}
-        answers = {p["question"]: _probe(namespace, p, inputs, out_arrays) for p in probes}
+        sys.stdout, sys.stderr = real_stdout, real_stderr
+        _write_json(here / f"cells-{token}.json", {"cell_errors": errors, "log": log.text()})
+        sys.stdout = sys.stderr = log
+        for i, probe in enumerate(request["probes"]):
+            out_arrays: dict[str, Any] = {}
+            answers = _probe(namespace, probe, inputs, out_arrays, request.get("call_timeout"))
+            builtins.__dict__.clear()
+            builtins.__dict__.update(saved_builtins)
+            np.savez(here / f"arrays-{token}-{i}.part.npz", **out_arrays)
+            os.replace(here / f"arrays-{token}-{i}.part.npz", here / f"arrays-{token}-{i}.npz")
+            _write_json(here / f"answers-{token}-{i}.json", {"answers": answers})
     finally:
         builtins.__dict__.clear()
         builtins.__dict__.update(saved_builtins)
         sys.stdout, sys.stderr = real_stdout, real_stderr
-    arrays_path = results_path.with_suffix(".npz")
-    np.savez(arrays_path, **out_arrays)
-    tmp = results_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"answers": answers, "cell_errors": errors, "log": log.text(),
-                               "arrays": arrays_path.name}))
-    tmp.replace(results_path)
     real_stdout.flush()
     os._exit(0)  # skip interpreter teardown: nothing of the student's runs after this
 
