@@ -762,10 +762,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tag", default=None, help="file name stem (default: cpu / cuda-<gpu>)")
     p.add_argument("--no-plots", action="store_true", help="write only the JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--suite", choices=("attention", "gpu"), default="attention",
+                   help="attention: this sweep over lengths (default); gpu: every GPU claim of "
+                        "chapters 7 and 8 (attnlab.bench_gpu), written to <out>/<device>.json")
+    p.add_argument("--dry-run", action="store_true",
+                   help="with --suite gpu: build and run every case at toy sizes (any device)")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the suite from parsed options; print the table; write JSON and plots."""
+
+    if getattr(args, "suite", "attention") == "gpu":
+        from attnlab.bench_gpu import run_from_args as run_gpu
+
+        return run_gpu(args)
+    if getattr(args, "dry_run", False):
+        print("attnlab bench: --dry-run goes with --suite gpu", file=sys.stderr)
+        return 2
 
     def split(s: str) -> tuple[str, ...]:
         return tuple(x.strip() for x in s.split(",") if x.strip())

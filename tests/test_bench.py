@@ -3,7 +3,9 @@ writes them, and the subprocess measures memory. Never how fast anything is."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 
@@ -147,3 +149,60 @@ def test_bad_options_are_usage_errors(tmp_path, capsys):
     assert cli_main(["bench", "--methods", "fast", "--out", str(tmp_path),
                      "--no-progress"]) == 2
     assert "unknown method" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the GPU suite
+
+
+def test_gpu_suite_dry_run_builds_and_runs_every_case(tmp_path):
+    from attnlab.bench_gpu import validate_gpu_results
+
+    env = {"TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, "-m", "attnlab.cli", "bench", "--suite", "gpu",
+                           "--dry-run", "--out", str(tmp_path)], capture_output=True, text=True,
+                          env={**os.environ, **env}, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (path,) = tmp_path.glob("dry-run-*.json")
+    doc = json.loads(path.read_text())
+    validate_gpu_results(doc)
+    assert doc["dry_run"] and doc["suite"] == "gpu"
+    recs = doc["records"]
+    sdpa = [r for r in recs if r["case"] == "sdpa"]
+    assert len(sdpa) == 2 * 2 * 4  # bf16, fp16 x forward, forward+backward x 4 backends
+    ok = {(r["backend"], r["dtype"], r["pass"]) for r in sdpa if r["status"] == "ok"}
+    assert {("math", d, p) for d in ("bfloat16", "float16") for p in bench.PASSES} <= ok
+    for r in sdpa:  # every backend that ran is exact up to its dtype's rounding
+        assert r["status"] != "ok" or r["max_abs_err"] < 2e-2
+    tri = [r for r in recs if r["case"] == "triton"]
+    if importlib.util.find_spec("triton") is not None:  # the kernels, in the interpreter
+        assert [r["pass"] for r in tri] == list(bench.PASSES)
+        assert all(r["status"] == "ok" and r["max_abs_err"] < 1e-4 for r in tri)
+    gpt = [r for r in recs if r["case"] == "gpt"]
+    assert [r["compile"] for r in gpt] == [False, True] and "speedup_vs_eager" in gpt[1]
+    assert all(r["tokens_per_second"] > 0 and r["mfu"] is None for r in gpt)  # no CPU peak
+    (ddp,) = [r for r in recs if r["case"] == "ddp"]
+    assert ddp["status"] == "skipped" and "attnlab.distributed" in ddp["command"]
+    assert doc["targets"] == []  # nothing a dry run measures is a target
+    assert "dry run" in proc.stdout
+
+
+def test_gpu_suite_refuses_a_cpu_run_and_bad_documents(tmp_path, capsys):
+    from attnlab.bench_gpu import suite_tag, validate_gpu_results
+
+    assert cli_main(["bench", "--suite", "gpu", "--device", "cpu", "--out",
+                     str(tmp_path)]) == 2
+    assert "--dry-run" in capsys.readouterr().err
+    assert cli_main(["bench", "--dry-run", "--out", str(tmp_path)]) == 2
+    assert not list(tmp_path.iterdir())
+    good = {"suite": "gpu", "schema": 1, "dry_run": False, "device": "cuda",
+            "device_name": "NVIDIA H100 80GB HBM3", "versions": {}, "config": {},
+            "records": [], "targets": []}
+    validate_gpu_results(good)
+    for bad in ({**good, "suite": "attention"},
+                {**good, "records": [{"case": "sdpa", "status": "ok", "time_s": 0.0,
+                                      "peak_bytes": 1}]},
+                {**good, "records": [{"case": "gpt", "status": "skipped"}]},
+                {**good, "records": [{"case": "what", "status": "ok"}]}):
+        with pytest.raises(ValueError):
+            validate_gpu_results(bad)
+    assert suite_tag("NVIDIA H100 80GB HBM3", False) == "nvidia-h100-80gb-hbm3"
