@@ -127,19 +127,54 @@ def test_the_wheel_ships_every_tests_bundle_and_nothing_of_the_book(dist):
     assert not [r for r in requires if "==" in r.split(";")[0]], "ranges, not pins"
 
 
-def _world_readable_tmp() -> Path:
-    # the grader's child runs as `nobody` when the grader is root: it must read the new venv
-    path = Path(tempfile.mkdtemp(prefix="attnlab-wheel-"))
-    path.chmod(0o755)
-    return path
+def declared_closure(wheel: Path) -> set[str]:
+    """The distributions the wheel declares (base dependencies, no extras), with theirs."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    meta = zipfile.ZipFile(wheel).read(f"attnlab-{VERSION}.dist-info/METADATA").decode()
+    todo = [Requirement(r) for r in re.findall(r"^Requires-Dist: (.*)$", meta, flags=re.M)]
+    seen: set[str] = set()
+    while todo:
+        req = todo.pop()
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        name = canonicalize_name(req.name)
+        if name in seen:
+            continue
+        seen.add(name)
+        todo += [Requirement(r) for r in metadata.distribution(name).requires or []]
+    return seen
+
+
+def reuse_only(names: set[str], into: Path) -> None:
+    """Link the files of the installed distributions ``names`` (and nothing else) into ``into``."""
+    from importlib import metadata
+
+    from packaging.utils import canonicalize_name
+
+    for dist in metadata.distributions():
+        if canonicalize_name(dist.metadata["Name"]) not in names:
+            continue
+        site = Path(dist.locate_file(""))
+        for f in dist.files or []:
+            top = Path(f).parts[0]
+            source = site / top
+            if top in ("..", "bin") or not source.exists() or (into / top).exists():
+                continue
+            (into / top).symlink_to(source)
 
 
 def test_an_instructor_grades_with_the_installed_wheel_far_from_the_repository(dist):
-    """A new virtual environment that reuses this environment's torch (and the other
-    dependencies) but not its attnlab: pip installs the wheel from no index at all, so it
-    can neither download nor replace torch; the grading runs in an empty folder."""
+    """As an instructor installs it: a new virtual environment in a `mktemp -d` folder (mode 700)
+    with torch and only what the wheel declares, taken from this environment (pip installs the
+    wheel from no index at all, so it can neither download nor replace torch); the grader runs
+    as root, and its sandbox must still read that environment."""
     (wheel,) = dist.glob("*.whl")
-    base = _world_readable_tmp()
+    base = Path(tempfile.mkdtemp(prefix="attnlab-wheel-"))
+    assert stat.S_IMODE(base.stat().st_mode) == 0o700
     try:
         venv = base / "venv"
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -150,13 +185,12 @@ def test_an_instructor_grades_with_the_installed_wheel_far_from_the_repository(d
         site = Path(subprocess.run([str(py), "-c", "import sysconfig; "
                                     "print(sysconfig.get_paths()['purelib'])"],
                                    capture_output=True, text=True, check=True).stdout.strip())
-        deps = base / "deps"  # this environment's packages, without attnlab
+        deps = base / "deps"  # what the wheel declares, from this environment; nothing else
         deps.mkdir()
-        here = Path(torch_site())
-        for entry in here.iterdir():
-            if entry.name.lower().startswith(("attnlab", "__editable__")):
-                continue
-            (deps / entry.name).symlink_to(entry)
+        declared = declared_closure(wheel)
+        assert {"torch", "numpy", "ipython"} <= declared, declared
+        assert "attnlab" not in declared and "jupyterlab" not in declared
+        reuse_only(declared, deps)
         (site / "reused-packages.pth").write_text(f"{deps}\n")
         proc = run([str(py), "-m", "pip", "install", "--no-index", str(wheel)], timeout=300)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -170,6 +204,9 @@ def test_an_instructor_grades_with_the_installed_wheel_far_from_the_repository(d
         where = subprocess.run([str(py), "-c", "import attnlab; print(attnlab.__file__)"],
                                cwd=work, env=env, capture_output=True, text=True, check=True)
         assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout
+        missing = subprocess.run([str(py), "-c", "import jupyterlab"], cwd=work, env=env,
+                                 capture_output=True, text=True)
+        assert missing.returncode != 0, "the environment reuses more than the wheel declares"
         proc = subprocess.run([str(venv / "bin" / "attnlab"), "grade", "alice.ipynb",
                                "--json", "scores.json"], cwd=work, env=env,
                               capture_output=True, text=True, timeout=300)
