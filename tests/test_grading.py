@@ -341,7 +341,7 @@ def test_cli_writes_json_csv_and_a_table(tmp_path):
     assert "10 / 10" in proc.stdout and "not a Jupyter notebook" in proc.stdout
     rows = json.loads((tmp_path / "r.json").read_text())
     assert [set(r) for r in rows] == [{"submission", "set", "score", "max_score", "questions",
-                                       "error"}] * 3
+                                       "error", "notebook_errors"}] * 3
     assert rows[0]["submission"] == str(sol) and rows[0]["score"] == 10
     assert set(rows[0]["questions"][0]) == {"name", "score", "max_score", "feedback"}
     lines = (tmp_path / "r.csv").read_text().splitlines()

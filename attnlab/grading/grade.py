@@ -75,6 +75,7 @@ class SubmissionResult:
     max_score: float
     questions: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    notebook_errors: list[str] = field(default_factory=list)  # the student's cells that raised
 
 
 def find_notebooks(paths: list[str]) -> list[Path]:
@@ -251,6 +252,7 @@ def _grade_one(path: Path, sets: _Sets, sandbox: Sandbox, base: Path, slot: int,
     if stopped:
         problems.append("; ".join(_describe_cell_error(e) for e in stopped)
                         + ": the answers defined before it were graded")
+    row.notebook_errors = [_describe_cell_error(e) for e in child.cell_errors]
     with _TRUSTED:
         _score_all(s, sets, child, row, nb)
     row.score = round(sum(q["score"] for q in row.questions), 2)
@@ -484,6 +486,9 @@ def feedback_markdown(r: SubmissionResult) -> str:
         lines += ["This file could not be graded.", ""]
     if r.error:
         lines += ["**Problems while grading:** " + r.error, ""]
+    if r.notebook_errors:
+        lines += ["**Errors in your notebook** (when it ran from top to bottom):", ""]
+        lines += [f"- {e}" for e in r.notebook_errors] + [""]
     if r.questions:
         lines += ["| question | score | feedback |", "|---|---|---|"]
         for q in r.questions:

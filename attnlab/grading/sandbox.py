@@ -632,11 +632,13 @@ def preflight(sandbox: Sandbox, base: Path, timeout: float = 60.0) -> None:
     if out.cells_ran and not out.cell_errors:
         return
     uid = sandbox.uid_for(0)
-    unreadable = _unreadable_path(uid) if uid is not None else None
+    unreadable = _unreadable_path(uid if uid is not None else os.geteuid())
     if unreadable is not None:
         path, mode, owner = unreadable
+        who = f"the sandbox user (uid {uid})" if uid is not None else \
+            f"the grader's own user (uid {os.geteuid()}), as which submissions run,"
         raise SandboxError(
-            f"the sandbox user (uid {uid}) cannot read {path} (mode {mode:o}, owner {owner}), "
+            f"{who} cannot read {path} (mode {mode:o}, owner {owner}), "
             "which the grader's Python needs, so every submission would fail. Make it "
             f"readable by other users (chmod o+rx {path}), install the environment in a "
             "folder others can read, or run submissions as a user who can read it "
