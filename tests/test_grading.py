@@ -173,6 +173,96 @@ def test_each_misconception_loses_its_points_and_is_named(name, tmp_path):
                 assert q["score"] == q["max_score"], (qname, q)
 
 
+def coded_misconceptions(name: str):
+    """(question, misconception, its outputs on every case) for each coded misconception."""
+    from attnlab.grading.compare import CallResult
+
+    s = load_set(bundled_tests() / name)
+    for q in s.questions:
+        for m in q.misconceptions:
+            if m.code is not None:
+                wrong = reference_outputs(q, m.code)
+                yield q, m, [CallResult(value=w.value, error=w.error) for w in wrong]
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_every_misconception_is_caught_by_the_public_checks_and_capped(name):
+    """What a student's check("qN") shows must already catch each coded misconception and
+    name it; the grade of a submission that matches one is at most its cap (half the
+    question's points unless the source says otherwise, with a reason)."""
+    import torch
+
+    torch.set_num_threads(1)
+    missed, overpaid = [], []
+    for q, m, got in coded_misconceptions(name):
+        public = score_question(q, got[: len(q.public)], only_public=True)
+        if public.feedback == "correct" or not public.feedback.startswith(m.message):
+            missed.append(f"{q.name}: {m.message[:60]!r} -> {public.feedback[:60]!r}")
+        full = score_question(q, got)
+        if full.score > round(q.points * m.cap, 2):
+            overpaid.append(f"{q.name}: {m.message[:60]!r} earns {full.score}/{q.points}")
+    assert not missed, "public checks miss misconceptions:\n" + "\n".join(missed)
+    assert not overpaid, "misconceptions paid over their cap:\n" + "\n".join(overpaid)
+
+
+def test_a_misconception_caps_proportional_credit():
+    from attnlab.grading.compare import CallResult
+    from attnlab.grading.spec import case, misconception, question
+
+    ref = "def f(x):\n    return abs(x)\n"
+    wrong = "def f(x):\n    return x\n"  # right on 3 of 4 cases
+    cases = [case(1.0), case(2.0), case(3.0), case(-1.0)]
+    plain = question("q", 4, function="f", reference=ref, public=cases)
+    named = question("q", 4, function="f", reference=ref, public=cases,
+                     misconceptions=[misconception("you forgot the sign", code=wrong)])
+    got = [CallResult(value=v) for v in (1.0, 2.0, 3.0, -1.0)]
+    assert score_question(plain, got).score == 3.0  # proportional credit, no misconception
+    r = score_question(named, got)
+    assert r.score == 2.0 and r.feedback.startswith("you forgot the sign")
+    lenient = question("q", 4, function="f", reference=ref, public=cases, misconceptions=[
+        misconception("a slip", code=wrong, cap=0.75, reason="the sign is a detail here")])
+    assert score_question(lenient, got).score == 3.0
+    with pytest.raises(ValueError, match="reason"):
+        misconception("no reason", code=wrong, cap=0.75)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        misconception("too much", code=wrong, cap=1.5, reason="x")
+
+
+def test_forbidden_calls_cost_the_question_and_are_named(tmp_path, capsys):
+    """Set 1 q1 asks for a softmax written by hand: calling torch's (under any alias, as a
+    method, or through a helper of the student's) costs the question, in the check cell and
+    in the grade; other questions may use it."""
+    solution = load(ROOT / "solutions" / "01_softmax.ipynb")
+    calls = {
+        "module": "import torch\ndef stable_softmax(x, dim=-1):\n"
+                  "    return torch.softmax(x, dim)\n",
+        "alias": "import torch.nn.functional as nnf\ndef stable_softmax(x, dim=-1):\n"
+                 "    return nnf.softmax(x, dim=dim)\n",
+        "method": "def stable_softmax(x, dim=-1):\n    return x.softmax(dim)\n",
+        "helper": "from torch import softmax as sm\ndef _mine(x, d):\n    return sm(x, d)\n"
+                  "def stable_softmax(x, dim=-1):\n    return _mine(x, dim)\n",
+    }
+    paths = [write(tmp_path, f"01_softmax_{k}.ipynb", with_cells(solution, code))
+             for k, code in calls.items()]
+    paths.append(write(tmp_path, "01_softmax_honest.ipynb", solution))
+    *cheats, honest = grade([str(p) for p in paths], jobs=2)
+    assert honest.score == honest.max_score
+    for kind, r in zip(calls, cheats):
+        q1 = r.questions[0]
+        assert q1["score"] == 0 and "asks you not to use" in q1["feedback"], (kind, q1)
+        assert "softmax" in q1["feedback"]
+        assert r.score == r.max_score - 2, (kind, r.questions)  # q4 uses torch.softmax: fine
+    import importlib.util
+
+    module = tmp_path / "student_notebook.py"  # its source is readable, as a notebook cell's is
+    module.write_text(calls["alias"] + "from attnlab.grading import checker\n"
+                      "check = checker('01_softmax')\ncheck('q1')\n")
+    spec = importlib.util.spec_from_file_location("student_notebook", module)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    out = capsys.readouterr().out
+    assert "q1: not yet" in out and "torch.nn.functional.softmax" in out
+
+
 def test_edited_misconception_fails_loudly_when_the_reference_changed():
     from attnlab.grading.spec import edited
 

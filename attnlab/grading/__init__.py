@@ -66,6 +66,14 @@ def checker(set_name: str) -> Callable[[str], None]:
                        for _ in public]
             else:
                 got = [call_case(fn, c) for c in public]
+            if callable(fn) and q.forbidden:
+                from attnlab.grading.compare import forbidden_feedback
+                from attnlab.grading.runner import forbidden_calls
+
+                used = forbidden_calls(fn, list(q.forbidden))
+                if used:
+                    print(f"{name}: not yet. {forbidden_feedback(q, used)}")
+                    return
         result = score_question(q, got, only_public=True)
         n = len(got)
         if result.feedback == "correct":

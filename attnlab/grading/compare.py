@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from attnlab.grading.codec import decode, encode
-from attnlab.grading.spec import Case, Question, define
+from attnlab.grading.spec import Case, Misconception, Question, define
 
 __all__ = ["CallResult", "QuestionResult", "call_case", "differs", "score_question",
-           "reference_outputs"]
+           "reference_outputs", "forbidden_feedback"]
 
 
 @dataclass
@@ -161,7 +161,7 @@ def score_question(q: Question, got: list[CallResult], only_public: bool = False
         if problem is None:
             return QuestionResult(q.name, float(q.points), q.points, "correct", [True])
         for m in q.misconceptions:
-            if differs(result.value, m.value, q.atol, q.rtol) is None:
+            if m.value is not None and differs(result.value, m.value, q.atol, q.rtol) is None:
                 return QuestionResult(q.name, 0.0, q.points, m.message, [False])
         return QuestionResult(q.name, 0.0, q.points, _with_hint(f"{q.variable} {problem}", q),
                               [False])
@@ -186,11 +186,15 @@ def score_question(q: Question, got: list[CallResult], only_public: bool = False
     score = round(float(q.points) * sum(passed) / len(cases), 2)
     if not problems:
         return QuestionResult(q.name, score, q.points, "correct", passed)
-    return QuestionResult(q.name, score, q.points, _diagnose(q, cases, got, problems), passed)
+    feedback, matched = _diagnose(q, cases, got, problems)
+    if matched is not None:
+        score = min(score, round(float(q.points) * matched.cap, 2))
+    return QuestionResult(q.name, score, q.points, feedback, passed)
 
 
 def _diagnose(q: Question, cases: list[tuple[Case, bool]], got: list[CallResult],
-              problems: list[tuple[int, str]]) -> str:
+              problems: list[tuple[int, str]]) -> tuple[str, Misconception | None]:
+    """The feedback, and the misconception the results match (if one does)."""
     failing = [i for i, _ in problems]
     for m in q.misconceptions:
         if m.code is None:
@@ -211,8 +215,15 @@ def _diagnose(q: Question, cases: list[tuple[Case, bool]], got: list[CallResult]
             if not matches:
                 break
         if matches:
-            return f"{m.message} ({problems[0][1]})"
-    return _with_hint(problems[0][1], q)
+            return f"{m.message} ({problems[0][1]})", m
+    return _with_hint(problems[0][1], q), None
+
+
+def forbidden_feedback(q: Question, used: list[str]) -> str:
+    """What a student is told who called what the question asks them to write."""
+    calls = ", ".join(f"`{u}`" for u in used)
+    return (f"{q.function} calls {calls}, which this question asks you not to use: write the "
+            "computation yourself (0 points for this question)")
 
 
 def _with_hint(text: str, q: Question) -> str:

@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 
 from attnlab.grading.codec import ResultError, decode_result, encode
-from attnlab.grading.compare import CallResult, QuestionResult, reference_outputs, score_question
+from attnlab.grading.compare import (
+    CallResult,
+    QuestionResult,
+    forbidden_feedback,
+    reference_outputs,
+    score_question,
+)
 from attnlab.grading.sandbox import (
     ChildOutput,
     Sandbox,
@@ -200,7 +206,7 @@ def _probes(s: ExerciseSet) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]
         else:
             cases = [encode((c.args, c.kwargs), arrays) for c, _ in q.cases]
             probes.append({"question": q.name, "kind": "function", "name": q.function,
-                           "cases": cases})
+                           "cases": cases, "forbidden": list(q.forbidden)})
     return probes, arrays
 
 
@@ -279,6 +285,9 @@ def _score_all(s: ExerciseSet, sets: _Sets, child: ChildOutput, row: SubmissionR
                                         f"not graded: the answer is not plain data ({err})")
             except (ValueError, TypeError) as err:
                 result = QuestionResult(q.name, 0.0, q.points, f"could not be graded: {err}")
+        used = [u for u in child.forbidden.get(index, []) if u in q.forbidden]
+        if used:
+            result = QuestionResult(q.name, 0.0, q.points, forbidden_feedback(q, used))
         feedback = result.feedback
         if result.score < result.max_score:
             feedback += _own_errors(q, nb, errors_by_cell)

@@ -29,7 +29,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["main", "forbidden_calls"]
 
 _LOG_LIMIT = 20_000  # characters of the student's output kept for the report
 _TEXT_LIMIT = 500  # characters of one error message
@@ -155,6 +155,96 @@ def _probe(namespace: dict[str, Any], probe: dict[str, Any], arrays: Any,
     return results
 
 
+def _resolve(dotted: str) -> Any:
+    import importlib
+
+    parts = dotted.split(".")
+    for k in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:k]))
+        except ImportError:
+            continue
+        for attr in parts[k:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(dotted)
+
+
+def _chain(node: Any) -> list[str] | None:
+    import ast
+
+    names = []
+    while isinstance(node, ast.Attribute):
+        names.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        return [node.id, *reversed(names)]
+    return [""] + list(reversed(names)) if names else None  # a call on an expression
+
+
+def forbidden_calls(fn: Any, forbidden: list[str], depth: int = 3) -> list[str]:
+    """The ``forbidden`` dotted names that ``fn``'s code calls (its own helpers too).
+
+    Reads the function's source (the AST, not a run): each call's target is resolved
+    in the function's globals and compared with the forbidden objects; a method
+    called on a local value (``x.softmax(...)``) counts when ``torch.Tensor.<name>``
+    is forbidden.
+    """
+    import ast
+    import builtins as _builtins
+    import inspect
+    import textwrap
+
+    targets: dict[str, Any] = {}
+    for name in forbidden:
+        try:
+            targets[name] = _resolve(name)
+        except (ImportError, AttributeError):
+            targets[name] = None
+    found: list[str] = []
+    seen: set[int] = set()
+
+    def visit(f: Any, level: int) -> None:
+        code = getattr(f, "__code__", None)
+        if code is None or id(code) in seen or level > depth:
+            return
+        seen.add(id(code))
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(f)))
+        except (OSError, TypeError, SyntaxError):
+            return
+        scope = {**vars(_builtins), **getattr(f, "__globals__", {})}
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            chain = _chain(node.func)
+            if chain is None:
+                continue
+            obj: Any = scope.get(chain[0], None) if chain[0] else None
+            resolved = chain[0] in scope
+            for attr in chain[1:]:
+                if not resolved:
+                    break
+                try:
+                    obj = getattr(obj, attr)
+                except Exception:  # noqa: BLE001 - the student's objects
+                    resolved = False
+            for name, target in targets.items():
+                if name in found:
+                    continue
+                if resolved and target is not None and obj is target:
+                    found.append(name)
+                elif (not resolved and len(chain) > 1 and name.startswith("torch.Tensor.")
+                      and chain[-1] == name.rsplit(".", 1)[1]):
+                    found.append(name)
+            if resolved and inspect.isfunction(obj) and getattr(obj, "__module__", "") in (
+                    "__main__", None) and level < depth:
+                visit(obj, level + 1)
+
+    visit(fn, 0)
+    return found
+
+
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".part")
     tmp.write_text(json.dumps(data))
@@ -196,9 +286,16 @@ def main() -> int:
             answers = _probe(namespace, probe, inputs, out_arrays, request.get("call_timeout"))
             builtins.__dict__.clear()
             builtins.__dict__.update(saved_builtins)
+            record: dict[str, Any] = {"answers": answers}
+            if probe.get("forbidden") and callable(namespace.get(probe["name"])):
+                try:
+                    record["forbidden"] = forbidden_calls(namespace[probe["name"]],
+                                                          probe["forbidden"])
+                except Exception:  # noqa: BLE001 - an unreadable function is not a verdict
+                    record["forbidden"] = []
             np.savez(here / f"arrays-{token}-{i}.part.npz", **out_arrays)
             os.replace(here / f"arrays-{token}-{i}.part.npz", here / f"arrays-{token}-{i}.npz")
-            _write_json(here / f"answers-{token}-{i}.json", {"answers": answers})
+            _write_json(here / f"answers-{token}-{i}.json", record)
     finally:
         builtins.__dict__.clear()
         builtins.__dict__.update(saved_builtins)

@@ -118,6 +118,7 @@ class ChildOutput:
     """What came back from the child, read and checked as data."""
 
     answers: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # by probe index
+    forbidden: dict[int, list[str]] = field(default_factory=dict)  # forbidden calls made
     arrays: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
     cell_errors: list[dict[str, Any]] = field(default_factory=list)
     cells_ran: bool = False
@@ -593,6 +594,10 @@ def read_results(workdir: Path, token: str, questions: int) -> ChildOutput:
                 raw = read_capped(dir_fd, f"arrays-{token}-{i}.npz", LIMITS.npz_bytes)
             except FileNotFoundError:
                 raise ResultError(f"the arrays of question {i + 1} are missing") from None
+            used = record.get("forbidden", [])
+            if not isinstance(used, list) or not all(isinstance(u, str) for u in used):
+                raise ResultError(f"malformed answers record for question {i + 1}")
+            out.forbidden[i] = [u[:100] for u in used[:20]]
             out.arrays[i] = read_npz(raw, budget)
             out.answers[i] = [{"error": a["error"][:1000]} if "error" in a else a
                               for a in answers]

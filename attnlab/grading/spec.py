@@ -47,6 +47,7 @@ __all__ = [
     "collect",
     "define",
     "edited",
+    "DEFAULT_CAP",
 ]
 
 
@@ -73,13 +74,24 @@ class Case:
     note: str = ""  # how the feedback describes this input, e.g. "scores of 1000"
 
 
+DEFAULT_CAP = 0.5  # a submission that matches a misconception earns at most this share
+
+
 @dataclass(frozen=True)
 class Misconception:
-    """A named mistake: wrong code defining the question's function, or a wrong value."""
+    """A named mistake: wrong code defining the question's function, or a wrong value.
+
+    A submission whose results match it earns at most ``cap`` of the question's
+    points (default :data:`DEFAULT_CAP`), whatever share of the cases it passes:
+    proportional credit must not pay for a conceptual error. Another cap needs its
+    ``reason`` written beside it.
+    """
 
     message: str  # student-facing: "you applied the mask after the softmax"
     code: str | None = None  # defines the function the wrong way (function questions)
     value: Any = None  # the wrong value (value questions)
+    cap: float = DEFAULT_CAP
+    reason: str = ""  # why this misconception has another cap
 
 
 @dataclass
@@ -98,6 +110,9 @@ class Question:
     atol: float = 1e-5
     rtol: float = 1e-4
     hint: str = ""  # said when the answer is wrong and no misconception matches
+    # calls the student's function must not make (the question is to write them), as
+    # dotted names: "torch.softmax", "torch.nn.functional.softmax", "torch.Tensor.softmax"
+    forbidden: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.function is None) == (self.variable is None):
@@ -108,6 +123,13 @@ class Question:
             raise ValueError(f"question {self.name!r}: a function question needs test cases")
         if self.points <= 0:
             raise ValueError(f"question {self.name!r}: points must be positive")
+        self.forbidden = tuple(self.forbidden)
+        if self.forbidden and self.function is None:
+            raise ValueError(f"question {self.name!r}: forbidden= needs a function question")
+        for name in self.forbidden:
+            if not isinstance(name, str) or "." not in name:
+                raise ValueError(f"question {self.name!r}: forbidden calls are dotted names "
+                                 f"such as 'torch.softmax', got {name!r}")
 
     @property
     def cases(self) -> list[tuple[Case, bool]]:
@@ -141,11 +163,25 @@ def case(*args: Any, note: str = "", **kwargs: Any) -> Case:
     return Case(args=args, kwargs=kwargs, note=note)
 
 
-def misconception(message: str, *, code: str | None = None, value: Any = None) -> Misconception:
-    """A named mistake, given as wrong code or a wrong value."""
+def misconception(message: str, *, code: str | None = None, value: Any = None,
+                  cap: float = DEFAULT_CAP, reason: str = "") -> Misconception:
+    """A named mistake, given as wrong code or a wrong value.
+
+    Args:
+        message: what the student is told.
+        code: wrong code defining the question's function (function questions).
+        value: the wrong value (value questions).
+        cap: the largest share of the question's points a matching submission earns.
+        reason: why, when ``cap`` is not the default of 0.5.
+    """
     if (code is None) == (value is None):
         raise ValueError(f"misconception {message!r}: give exactly one of code= or value=")
-    return Misconception(message=message, code=code, value=value)
+    if not 0 <= cap <= 1:
+        raise ValueError(f"misconception {message!r}: cap must be between 0 and 1")
+    if cap != DEFAULT_CAP and not reason.strip():
+        raise ValueError(f"misconception {message!r}: a cap other than {DEFAULT_CAP} needs "
+                         "its reason= written beside it")
+    return Misconception(message=message, code=code, value=value, cap=cap, reason=reason)
 
 
 _COLLECTING: list[Question] | None = None

@@ -17,6 +17,8 @@ def stable_softmax(x, dim=-1):
 g = torch.Generator().manual_seed(1)
 question(
     "q1", points=2, function="stable_softmax", reference=SOFTMAX,
+    forbidden=("torch.softmax", "torch.nn.functional.softmax", "torch.Tensor.softmax",
+               "attnlab.functional.softmax"),
     public=[
         case(torch.tensor([1.0, 2.0, 3.0]), note="scores [1, 2, 3]"),
         case(torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]), note="a (2, 3) batch of rows"),

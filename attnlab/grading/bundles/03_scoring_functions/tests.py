@@ -47,6 +47,8 @@ def _qkv(B, T, S, D, Dv, size=1.0):
 _left_padded = torch.tensor([[False, False, True, True, True], [True] * 5])[:, None]   # (B, 1, S)
 question(
     "q1", points=3, function="attention", reference=ATTN_REF,
+    forbidden=("torch.nn.functional.scaled_dot_product_attention",
+               "attnlab.functional.attention"),
     public=[
         case(*_qkv(2, 3, 4, 8, 5), note="B = 2, T = 3, S = 4, no mask"),
         case(*_qkv(2, 3, 4, 8, 5),
@@ -129,6 +131,7 @@ def causal_padding_mask(lengths, T):
 """
 question(
     "q2", points=2, function="causal_padding_mask", reference=DECODER_REF,
+    forbidden=("attnlab.masks.causal_mask", "attnlab.masks.padding_mask"),
     public=[case(torch.tensor([4, 2]), 4, note="lengths [4, 2], T = 4")],
     hidden=[
         case(torch.tensor([5, 3, 1]), 5, note="lengths [5, 3, 1], T = 5"),
@@ -188,6 +191,7 @@ def _additive_case(B, T, S, Dq, Dk, A, size=1.0, note=""):
 
 question(
     "q3", points=2, function="additive_scores", reference=ADDITIVE_REF,
+    forbidden=("attnlab.functional.additive_scores",),
     public=[_additive_case(2, 3, 4, 5, 6, 7, note="B = 2, T = 3, S = 4, Dq = 5, Dk = 6, A = 7")],
     hidden=[
         _additive_case(1, 2, 5, 4, 4, 4, note="Dq = Dk = A = 4"),

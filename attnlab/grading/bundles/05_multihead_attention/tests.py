@@ -102,6 +102,9 @@ def _mha_case(g, B, T, C, H, causal, dtype=torch.float32, note=""):
 g = torch.Generator().manual_seed(52)
 question(
     "q2", points=3, function="multihead_self_attention", reference=MHA_REF,
+    forbidden=("torch.nn.MultiheadAttention", "torch.nn.functional.multi_head_attention_forward",
+               "torch.nn.functional.scaled_dot_product_attention",
+               "attnlab.layers.MultiHeadAttention", "attnlab.functional.attention"),
     public=[
         _mha_case(g, 2, 5, 12, 3, False, note="B = 2, T = 5, C = 12, H = 3"),
         _mha_case(g, 1, 4, 8, 2, True, note="a causal mask, T = 4, C = 8, H = 2"),
