@@ -122,7 +122,7 @@ class KVCache:
 
     @property
     def position(self) -> int:
-        """How many positions have been seen: the position of the next one."""
+        """The number of positions seen so far, which is the position of the next one."""
         return self.length
 
     @property

@@ -127,7 +127,7 @@ def window_mask(
 
     With ``causal``, only the ``window`` keys before the query and the query's
     own position: ``i + offset - window <= j <= i + offset``. As in
-    :func:`causal_mask`, ``offset`` shifts the queries to the right, e.g.
+    :func:`attnlab.masks.causal_mask`, ``offset`` shifts the queries to the right, e.g.
     ``offset=S - T`` for the last ``T`` of ``S`` positions (a KV cache).
 
     ::

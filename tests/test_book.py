@@ -56,7 +56,9 @@ def test_api_reference_is_rendered_from_docstrings(html):
     page = (html / "book" / "api.html").read_text()
     for name in ("attnlab.functional.attention", "attnlab.functional.softmax",
                  "attnlab.masks.causal_mask", "attnlab.masks.padding_mask",
-                 "attnlab.utils.pick_device", "attnlab.plot.heatmap"):
+                 "attnlab.utils.pick_device", "attnlab.plot.heatmap",
+                 "attnlab.masks.window_mask", "attnlab.layers.RMSNorm",
+                 "attnlab.layers.SwiGLU", "attnlab.layers.RollingKVCache"):
         assert f'id="{name}"' in page, f"{name} is missing from the API reference"
 
 
