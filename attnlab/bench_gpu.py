@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["GPUSuiteConfig", "SUITE_SCHEMA", "run_gpu_suite", "validate_gpu_results",
-           "suite_tag", "run_from_args"]
+           "suite_tag", "committed_results", "format_gpu_results", "run_from_args"]
 
 SUITE_SCHEMA = 1
 BACKENDS = ("flash", "efficient", "cudnn", "math")
@@ -402,6 +402,25 @@ def validate_gpu_results(doc: dict[str, Any]) -> None:
                 raise ValueError(f"record {i}: non-finite error")
         elif rec["status"] != "ok" and not isinstance(rec.get("reason"), str):
             raise ValueError(f"record {i}: a {rec['status']} record needs a reason")
+
+
+def committed_results(folder: str | Path) -> list[dict[str, Any]]:
+    """The GPU-suite documents in ``folder`` (dry runs left out), each validated, by name.
+
+    Example:
+        >>> committed_results("no/such/folder")
+        []
+    """
+    docs = []
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(doc, dict) and doc.get("suite") == "gpu" and not doc.get("dry_run"):
+            validate_gpu_results(doc)
+            docs.append(doc)
+    return docs
 
 
 def format_gpu_results(doc: dict[str, Any]) -> str:

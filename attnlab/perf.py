@@ -10,15 +10,20 @@ their weighted sums (Chowdhery et al. 2022, appendix B).
 from __future__ import annotations
 
 import gc
+import json
+import os
 import resource
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from attnlab.models import GPT
+from attnlab.models import GPT, GPTConfig
 
 __all__ = [
     "gpt_flops_per_token",
@@ -28,6 +33,8 @@ __all__ = [
     "reset_peak_memory",
     "peak_memory_bytes",
     "peak_memory_during",
+    "MemoryTraffic",
+    "gpt_step_memory",
     "device_name",
 ]
 
@@ -253,3 +260,143 @@ def peak_memory_during(fn: Callable[[], Any], device: torch.device | str = "cpu"
         peak, how = peak_memory_bytes("cpu"), "rss_lifetime_peak"
         baseline = baseline if baseline is not None else 0
     return result, max(0, peak - baseline), how
+
+
+class MemoryTraffic:
+    """Count the bytes a computation moves to and from main memory (HBM), op by op.
+
+    A dispatch tracer (``TorchDispatchMode``) sees every ATen operation with
+    its input and output tensors. The model of a fused kernel it applies: a
+    tensor that is a view of a *resident* tensor (the kernel's inputs and
+    output, registered with ``resident=``) lives in main memory, so every op
+    that reads it or writes it moves its bytes; any other tensor is a
+    temporary that stays in on-chip memory when it fits in ``on_chip_bytes``,
+    and travels through main memory (written, then read) when it does not.
+    Written as PyTorch operations, a kernel's loop thus has its traffic
+    counted as if each block-sized temporary lived in SRAM or registers.
+
+    Args:
+        on_chip_bytes: the on-chip budget M (e.g. an SM's shared memory).
+        resident: tensors that live in main memory (inputs and outputs).
+
+    Attributes:
+        read, written: bytes counted so far.
+
+    Example:
+        >>> a, b = torch.ones(64, 64), torch.ones(64, 64)
+        >>> with MemoryTraffic(on_chip_bytes=2**20, resident=[a, b]) as t:
+        ...     c = (a @ b).relu()  # reads a, b; the 16 KiB product stays on chip
+        >>> t.read, t.written
+        (32768, 0)
+    """
+
+    def __init__(self, on_chip_bytes: int, resident: Sequence[torch.Tensor] = ()) -> None:
+        if on_chip_bytes < 0:
+            raise ValueError(f"on_chip_bytes must be >= 0, got {on_chip_bytes}")
+        self.on_chip_bytes = on_chip_bytes
+        self._resident = {t.untyped_storage().data_ptr() for t in resident}
+        self.read = 0
+        self.written = 0
+        self._mode: Any = None
+
+    def _in_memory(self, t: torch.Tensor) -> bool:
+        return (t.untyped_storage().data_ptr() in self._resident
+                or t.numel() * t.element_size() > self.on_chip_bytes)
+
+    def _count(self, func: Any, types: Any, args: tuple, kwargs: dict | None) -> Any:
+        from torch.utils._pytree import tree_flatten
+
+        out = func(*args, **(kwargs or {}))
+        if func in (torch.ops.aten.detach.default, torch.ops.aten.alias.default) or (
+                getattr(func, "is_view", False)):
+            return out  # a view moves nothing
+        inputs = [t for t in tree_flatten((args, kwargs or {}))[0]
+                  if isinstance(t, torch.Tensor)]
+        outputs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        in_place = {t.untyped_storage().data_ptr() for t in outputs}
+        for t in inputs:
+            # an in-place op's destination is written, not read
+            if t.untyped_storage().data_ptr() in in_place and func._schema.is_mutable:
+                continue
+            if self._in_memory(t):
+                self.read += t.numel() * t.element_size()
+        for t in outputs:
+            if self._in_memory(t):
+                self.written += t.numel() * t.element_size()
+        return out
+
+    @property
+    def total(self) -> int:
+        """Bytes read plus bytes written."""
+        return self.read + self.written
+
+    def __enter__(self) -> MemoryTraffic:
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        counter = self
+
+        class _Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+                return counter._count(func, types, args, kwargs)
+
+        self._mode = _Mode()
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._mode.__exit__(*exc)
+
+
+def _gpt_step_child(spec_json: str) -> None:
+    spec = json.loads(spec_json)
+    config = GPTConfig(**spec["config"])
+    device = torch.device(spec["device"])
+
+    def make(c: GPTConfig, batch: int, T: int) -> Callable[[], None]:
+        torch.manual_seed(0)
+        model = GPT(c).to(device)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        x = torch.randint(0, c.vocab_size, (batch, T + 1)).to(device)
+
+        def step() -> None:
+            logits = model(x[:, :-1])  # (B, T, V)
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), x[:, 1:].flatten())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        return step
+
+    # warm the libraries (BLAS, autograd, AdamW) on a tiny model: their one-off buffers are
+    # part of the baseline, not of the step
+    tiny = GPTConfig(**{**spec["config"], "n_layer": 1, "n_embd": 16, "n_head": 1})
+    make(tiny, 2, 4)()
+    step = make(config, spec["batch"], spec["T"])
+    _, peak, how = peak_memory_during(step, device)
+    print("ATTNLAB_STEP_MEMORY " + json.dumps({"peak_bytes": peak, "method": how}))
+
+
+def gpt_step_memory(config: GPTConfig, batch: int, T: int,
+                    device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Peak memory of one GPT training step, measured in a fresh Python process.
+
+    The step (forward, cross-entropy, backward, an AdamW update that creates
+    its state) runs first thing in a new process, after the libraries are
+    warmed up on a tiny model, and :func:`peak_memory_during` measures it. In
+    a process that has trained before, the allocator would reuse pages it
+    already holds and the resident set would not grow at all.
+
+    Returns:
+        ``{"peak_bytes": int, "method": str}``.
+    """
+    spec = {"config": asdict(config), "batch": batch, "T": T, "device": str(device)}
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+    code = f"from attnlab.perf import _gpt_step_child; _gpt_step_child({json.dumps(spec)!r})"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=600, check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith("ATTNLAB_STEP_MEMORY "):
+            return json.loads(line.split(" ", 1)[1])
+    raise RuntimeError(f"the step's process failed: {proc.stderr.strip()[-500:]}")

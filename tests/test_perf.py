@@ -69,3 +69,31 @@ def test_peak_memory_during_counts_the_call_not_the_past():
         assert 30 * 2**20 < n < 100 * 2**20
     else:
         assert n > 30 * 2**20
+
+
+def test_memory_traffic_counts_resident_tensors_and_spills_only():
+    from attnlab.perf import MemoryTraffic
+
+    a, b = torch.ones(64, 64), torch.ones(64, 64)  # 16 KiB each
+    out = torch.empty(64, 64)
+    with MemoryTraffic(on_chip_bytes=32 * 2**10, resident=[a, b, out]) as t:
+        c = a @ b  # reads a and b; c (16 KiB) stays on chip
+        d = c.relu()  # on chip: nothing moves
+        out.copy_(d)  # writes out; d is on chip
+    assert (t.read, t.written) == (2 * 2**14, 2**14)
+    with MemoryTraffic(on_chip_bytes=8 * 2**10, resident=[a, b]) as t:
+        (a @ b).relu()  # the product no longer fits: written, then read back
+    assert (t.read, t.written) == (3 * 2**14, 2 * 2**14) and t.total == 5 * 2**14
+    with MemoryTraffic(on_chip_bytes=0, resident=[a]) as t:
+        a[:32].t()  # views move nothing
+    assert t.total == 0
+    with pytest.raises(ValueError, match="on_chip_bytes"):
+        MemoryTraffic(on_chip_bytes=-1)
+
+
+def test_gpt_step_memory_grows_with_the_batch():
+    from attnlab.perf import gpt_step_memory
+
+    c = GPTConfig(vocab_size=16, block_size=16, n_layer=1, n_embd=64, n_head=2)
+    small, large = (gpt_step_memory(c, b, 15)["peak_bytes"] for b in (8, 512))
+    assert 0 < small < large  # activations grow with the batch
