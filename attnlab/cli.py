@@ -5,6 +5,7 @@
     attnlab grade SUBMISSION... [--json FILE] [--csv FILE] [--feedback DIR] [--timeout SECONDS]
                   [--cell-timeout SECONDS] [--call-timeout SECONDS] [--tests DIR] [--set NAME]
                   [--jobs N] [--sandbox-user USER] [--unsafe-same-user]
+    attnlab gradescope SET [-o autograder.zip] [--tests DIR]
     attnlab exercises build SOURCE... [--exercises DIR] [--solutions DIR] [--bundles DIR]
     attnlab bench [--lengths 256,...,16384] [--methods ...] [--quick] [--out DIR] ...
     attnlab --version
@@ -57,6 +58,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="where submissions cannot be isolated (no Linux namespaces), run them "
                         "as the grader's own user anyway: for trusted notebooks only")
 
+    gs = sub.add_parser("gradescope", help="write Gradescope's autograder zip for a set",
+                        description="Write the autograder zip Gradescope expects for one "
+                                    "exercise set: setup.sh, run_autograder and the set's "
+                                    "tests bundle. Upload it as a programming assignment's "
+                                    "autograder; students upload their notebook.")
+    gs.add_argument("set_name", metavar="SET", help="the exercise set, e.g. 01_softmax")
+    gs.add_argument("-o", "--output", default="autograder.zip", help="the zip to write")
+    gs.add_argument("--tests", metavar="DIR",
+                    help="a folder of tests bundles (default: those shipped with attnlab)")
+
     e = sub.add_parser("exercises", help="build exercise sets from their sources")
     esub = e.add_subparsers(dest="action", required=True)
     b = esub.add_parser("build", help="write the student and solution notebooks and the "
@@ -85,6 +96,17 @@ def main(argv: list[str] | None = None) -> int:
         return run_from_args(args)
     if args.command == "grade":
         return _grade(args)
+    if args.command == "gradescope":
+        from attnlab.grading.gradescope import build_autograder
+
+        try:
+            out = build_autograder(args.set_name, args.output, tests=args.tests)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"attnlab gradescope: {err}", file=sys.stderr)
+            return 2
+        print(f"{out}: {out.stat().st_size / 1024:.1f} KiB; upload it as the autograder of a "
+              "Gradescope programming assignment")
+        return 0
     from attnlab.grading.assign import SourceError, build_set
 
     for source in args.sources:

@@ -82,6 +82,9 @@ class SubmissionResult:
     questions: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     notebook_errors: list[str] = field(default_factory=list)  # the student's cells that raised
+    # per function question: its public and hidden cases passed, and the public-only
+    # feedback (what the student's check cell shows); for Gradescope's split, not written
+    parts: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
 def find_notebooks(paths: list[str]) -> list[Path]:
@@ -280,6 +283,14 @@ def _score_all(s: ExerciseSet, sets: _Sets, child: ChildOutput, row: SubmissionR
                        if "value" in a else CallResult(error=a["error"]) for a in answers]
                 refs = None if q.variable is not None else sets.references(s, q.name)
                 result = score_question(q, got, references=refs)
+                if q.variable is None:
+                    n = len(q.public)
+                    public = score_question(q, got[:n], only_public=True, references=refs)
+                    row.parts.append({
+                        "name": q.name, "public_cases": n, "hidden_cases": len(q.hidden),
+                        "public_passed": sum(public.passed),
+                        "hidden_passed": sum(result.passed[n:]),
+                        "public_feedback": public.feedback})
             except ResultError as err:
                 result = QuestionResult(q.name, 0.0, q.points,
                                         f"not graded: the answer is not plain data ({err})")
@@ -288,6 +299,10 @@ def _score_all(s: ExerciseSet, sets: _Sets, child: ChildOutput, row: SubmissionR
         used = [u for u in child.forbidden.get(index, []) if u in q.forbidden]
         if used:
             result = QuestionResult(q.name, 0.0, q.points, forbidden_feedback(q, used))
+            for part in row.parts:
+                if part["name"] == q.name:
+                    part.update(public_passed=0, hidden_passed=0,
+                                public_feedback=result.feedback)
         feedback = result.feedback
         if result.score < result.max_score:
             feedback += _own_errors(q, nb, errors_by_cell)
@@ -374,6 +389,8 @@ def grade(paths: list[str], *, tests: str | Path | None = None, timeout: float =
                "memory_mb": memory_mb}
     jobs = max(1, min(jobs, len(files)))
     base = Path(tempfile.mkdtemp(prefix="attnlab-grade-"))
+    if sandbox.mode == "root-uid":
+        base.chmod(0o711)  # the jobs' uids reach their own (mode 700) folders, list nothing
     try:
         try:
             preflight(sandbox, base)
@@ -445,7 +462,7 @@ def _hidden(paths: list[str], tests: str | Path | None) -> tuple[str, ...]:
 
 def write_json(results: list[SubmissionResult], path: str | Path) -> None:
     """A list with one object per submission (names that are not UTF-8 escaped as ``\\xNN``)."""
-    rows = [asdict(r) for r in results]
+    rows = [{k: v for k, v in asdict(r).items() if k != "parts"} for r in results]
     Path(path).write_text(json.dumps(rows, indent=2, ensure_ascii=False) + "\n",
                           encoding="utf-8", errors="backslashreplace")
 

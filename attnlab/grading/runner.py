@@ -60,6 +60,35 @@ def _no_network(*args: Any, **kwargs: Any) -> None:
     raise OSError("network access is disabled while grading")
 
 
+class _GuardedSocket(socket.socket):
+    """A socket that cannot reach the network (a guard where no namespace cuts it off).
+
+    It stays a class, so that modules which subclass ``socket.socket`` (``ssl``, imported
+    by torch) still import; only internet sockets are refused when used.
+    """
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            _no_network()
+        return None
+
+    def connect(self, address: Any) -> None:
+        self._refuse()
+        super().connect(address)
+
+    def connect_ex(self, address: Any) -> int:
+        self._refuse()
+        return super().connect_ex(address)
+
+    def sendto(self, *args: Any) -> int:
+        self._refuse()
+        return super().sendto(*args)
+
+    def bind(self, address: Any) -> None:
+        self._refuse()
+        super().bind(address)
+
+
 class _Alarm:
     """``with _Alarm(seconds):`` raises :class:`_Stopped` inside the block after ``seconds``."""
 
@@ -260,7 +289,7 @@ def main() -> int:
     os.environ["ATTNLAB_GRADING"] = "1"  # check() cells do nothing here
     os.environ.setdefault("MPLBACKEND", "Agg")
     if not request.get("network_isolated", False):
-        socket.socket = _no_network  # type: ignore[assignment,misc]  # best effort only
+        socket.socket = _GuardedSocket  # type: ignore[misc]  # best effort only
         socket.create_connection = _no_network  # type: ignore[assignment]
 
     import numpy as np

@@ -14,6 +14,13 @@ Three modes, chosen once per grading run by :func:`plan`:
     in which the child is mapped to the grader's own uid and then drops every
     capability: the read-only mounts, not the uid, keep it from writing the
     grader's files; the PID namespace keeps it from signalling the grader.
+``root-uid``
+    The grader runs as root where namespaces are not allowed (a Docker container
+    with the default seccomp profile, such as Gradescope's): each child becomes
+    its job's own unprivileged uid in its own session, with the same resource
+    limits; when it ends, every process of that uid is killed. File permissions,
+    not a read-only view, protect the grader's files; the network is cut only by a
+    guard on Python's sockets.
 ``unsafe``
     No namespaces (not Linux, or they are disabled), and only with
     ``unsafe_same_user=True``: the child runs as the grader's user in its own
@@ -90,13 +97,13 @@ class SandboxError(Exception):
 class Sandbox:
     """How children are isolated in this grading run (see the module's docstring)."""
 
-    mode: str  # "root", "user-namespace" or "unsafe"
+    mode: str  # "root", "user-namespace", "root-uid" or "unsafe"
     uid: int | None = None  # --sandbox-user: one uid for every job (root mode)
     uid_base: int = UID_BASE  # else job k runs as uid_base + k (root mode)
     hide: tuple[str, ...] = ()  # paths a child must not see
 
     def uid_for(self, slot: int) -> int | None:
-        if self.mode != "root":
+        if self.mode not in ("root", "root-uid"):
             return None
         return self.uid if self.uid is not None else self.uid_base + slot
 
@@ -108,6 +115,8 @@ class Sandbox:
             "user-namespace": "each submission in its own user, PID, mount and network "
                               "namespaces, without capabilities, with a read-only view of the "
                               "system",
+            "root-uid": "each submission as its own unprivileged user in its own session "
+                        "(no namespaces here), its processes killed when it ends",
             "unsafe": "NO isolation from the grader's user: submissions run as that user in "
                       "their own session with resource limits only",
         }[self.mode]
@@ -136,8 +145,15 @@ def _namespace_prefix(user: bool) -> list[str]:
     return prefix + (["--user", "--map-root-user"] if user else [])
 
 
-@functools.lru_cache(maxsize=2)
 def _namespaces_work(user: bool) -> bool:
+    # ATTNLAB_SANDBOX_NO_NAMESPACES=1 grades as where they are not allowed (to check that path)
+    if os.environ.get("ATTNLAB_SANDBOX_NO_NAMESPACES") == "1":
+        return False
+    return _namespaces_available(user)
+
+
+@functools.lru_cache(maxsize=2)
+def _namespaces_available(user: bool) -> bool:
     if sys.platform != "linux" or shutil.which("unshare") is None:
         return False
     try:
@@ -178,6 +194,10 @@ def plan(*, unsafe_same_user: bool = False, sandbox_user: str | None = None,
         return Sandbox("root", uid=uid, uid_base=base, hide=hide)
     if not root and _namespaces_work(user=True):
         return Sandbox("user-namespace", hide=hide)
+    if root and sys.platform == "linux":
+        uid = _uid_of(sandbox_user) if sandbox_user is not None else None
+        base = UID_BASE + (os.getpid() % 4096) * 256
+        return Sandbox("root-uid", uid=uid, uid_base=base, hide=hide)
     if unsafe_same_user:
         return Sandbox("unsafe", hide=hide)
     raise SandboxError(
@@ -207,10 +227,15 @@ def _die_with_parent() -> None:  # runs in the child before exec
         pass
 
 
-def _unsafe_limits(cpu_seconds: int, memory_bytes: int) -> None:  # runs in the child
+def _session_limits(cpu_seconds: int, memory_bytes: int, uid: int | None) -> None:
+    """In the child before exec, without namespaces: limits, then (as root) the job's uid."""
     _die_with_parent()
-    for name, value in _rlimits(cpu_seconds, memory_bytes, processes=False).items():
+    for name, value in _rlimits(cpu_seconds, memory_bytes, processes=uid is not None).items():
         resource.setrlimit(getattr(resource, name), (value, value))
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
 
 
 def _rlimits(cpu_seconds: int, memory_bytes: int, processes: bool = True) -> dict[str, int]:
@@ -225,7 +250,7 @@ def _rlimits(cpu_seconds: int, memory_bytes: int, processes: bool = True) -> dic
 def _command(sandbox: Sandbox, workdir: Path, slot: int, cpu_seconds: int,
              memory_mb: int) -> list[str]:
     runner = [sys.executable, "-m", "attnlab.grading.runner", "request.json"]
-    if sandbox.mode == "unsafe":
+    if sandbox.mode in ("unsafe", "root-uid"):
         return runner
     config = {"workdir": str(workdir), "uid": sandbox.uid_for(slot),
               "hide": list(sandbox.hide), "covers": _covers(sandbox.uid_for(slot)),
@@ -320,7 +345,7 @@ def _kill(proc: subprocess.Popen[bytes], sandbox: Sandbox) -> None:
     # in the namespaces, killing `unshare` kills process 1 of the PID namespace (--kill-child),
     # and with it every process of the submission; without them, the whole session
     try:
-        if sandbox.mode == "unsafe":
+        if sandbox.mode in ("unsafe", "root-uid"):
             os.killpg(proc.pid, signal.SIGKILL)
         else:
             proc.kill()
@@ -382,7 +407,8 @@ def run_submission(notebook: dict[str, Any], probes: list[dict[str, Any]],
         (workdir / "submission.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
         np.savez(workdir / "inputs.npz", **arrays)
         request = {"token": token, "notebook": "submission.ipynb", "inputs": "inputs.npz",
-                   "probes": probes, "network_isolated": sandbox.mode != "unsafe",
+                   "probes": probes,
+                   "network_isolated": sandbox.mode in ("root", "user-namespace"),
                    "cell_timeout": cell_timeout if cell_timeout is not None else timeout / 2,
                    "call_timeout": call_timeout if call_timeout is not None else timeout / 4}
         (workdir / "request.json").write_text(json.dumps(request))
@@ -392,12 +418,17 @@ def run_submission(notebook: dict[str, Any], probes: list[dict[str, Any]],
             os.chown(workdir, uid, uid)
         cpu = int(timeout) + 1
         cmd = _command(sandbox, workdir, slot, cpu, memory_mb)
-        env = _child_env("/tmp" if sandbox.mode != "unsafe" else str(workdir))
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd=workdir, env=env, start_new_session=True,
-            preexec_fn=(functools.partial(_unsafe_limits, cpu, memory_mb * 2**20)
-                        if sandbox.mode == "unsafe" else _die_with_parent))
+        jailed = sandbox.mode in ("root", "user-namespace")
+        env = _child_env("/tmp" if jailed else str(workdir))
+        try:
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                cwd=workdir, env=env, start_new_session=True,
+                preexec_fn=(_die_with_parent if jailed else
+                            functools.partial(_session_limits, cpu, memory_mb * 2**20, uid)))
+        except OSError as err:
+            return ChildOutput(error=f"the grading process could not start ({err})",
+                               internal=True)
         drain = _Drain(proc, LIMITS.output_bytes)
         deadline = time.monotonic() + timeout
         timed_out = False
