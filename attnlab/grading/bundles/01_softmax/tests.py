@@ -22,6 +22,8 @@ question(
     public=[
         case(torch.tensor([1.0, 2.0, 3.0]), note="scores [1, 2, 3]"),
         case(torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]), note="a (2, 3) batch of rows"),
+        case(torch.tensor([[100.0, 99.0, 101.0], [-100.0, -101.0, -99.0]]),
+             note="a row of scores near 100 (e^100 overflows float32) and one near -100"),
     ],
     hidden=[
         case(torch.tensor([1000.0, 999.0, 1000.0]), note="scores near 1000"),
@@ -69,6 +71,9 @@ question(
         case(torch.tensor([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]]),
              torch.tensor([[True, True, False], [False, True, True]]),
              note="two rows with one masked key each"),
+        case(torch.tensor([[2.0, 0.5, 1.0], [0.0, 1.0, 2.0]]),
+             torch.tensor([[False, True, True], [False, False, False]]),
+             note="a second row in which nothing may be attended (it must give zeros)"),
     ],
     hidden=[
         case(torch.tensor([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]]),
@@ -146,7 +151,9 @@ def logsumexp(x, dim=-1):
 g = torch.Generator().manual_seed(5)
 question(
     "q5", points=2, function="logsumexp", reference=LSE,
-    public=[case(torch.tensor([0.06, 0.14, 0.24, 0.36, 0.5]), note="the article's scores")],
+    public=[case(torch.tensor([0.06, 0.14, 0.24, 0.36, 0.5]), note="the article's scores"),
+            case(torch.tensor([200.0, 199.0, 201.0]),
+                 note="scores near 200 (e^200 overflows float32)")],
     hidden=[case(torch.tensor([1000.0, 1000.0]), note="scores of 1000"),
             case(torch.randn(3, 4, generator=g) * 50, dim=0, note="a matrix along dim=0"),
             case(torch.tensor([[-1000.0, -1001.0]]), note="very negative scores")],
