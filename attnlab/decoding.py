@@ -233,8 +233,9 @@ def beam_search(
     if max_new_tokens == 0:
         return idx.clone()
     seqs = idx.repeat_interleave(K, dim=0)  # (B K, T0)
-    scores = torch.full((B, K), float("-inf"), device=idx.device)
-    scores[:, 0] = 0.0  # the K copies of the prompt: only one may be extended
+    neg_inf = float("-inf")
+    scores = [[0.0] + [neg_inf] * (K - 1) for _ in range(B)]  # log P of each beam
+    # (score / lp, row of seqs, new tokens kept) of each finished hypothesis
     finished: list[list[tuple[float, torch.Tensor]]] = [[] for _ in range(B)]
     done = [False] * B
 
@@ -243,56 +244,53 @@ def beam_search(
 
     for step in range(max_new_tokens):
         logits = model(seqs)  # (B K, T, V)
-        if logits.dim() != 3 or logits.shape[:2] != seqs.shape:
+        if (not isinstance(logits, torch.Tensor) or logits.dim() != 3
+                or logits.shape[:2] != seqs.shape):
+            got = shape_str(logits) if isinstance(logits, torch.Tensor) else type(logits)
             raise ValueError(f"model must map ids (N, T) to logits (N, T, V); for "
-                             f"{shape_str(seqs)} it returned {shape_str(logits)}")
+                             f"{shape_str(seqs)} it returned {got}")
         logp = F.log_softmax(logits[:, -1].float(), dim=-1)  # (B K, V)
         V = logp.shape[-1]
-        total = (scores[..., None] + logp.view(B, K, V)).view(B, K * V)  # (B, K V)
+        prior = torch.tensor(scores, device=logp.device)  # (B, K)
+        total = (prior[..., None] + logp.view(B, K, V)).view(B, K * V)  # (B, K V)
         # 2K candidates: even if K of them end, K remain to continue
         n_cand = min(2 * K, K * V)
         cand_scores, cand = torch.sort(total, dim=-1, descending=True, stable=True)
-        cand_scores, cand = cand_scores[:, :n_cand], cand[:, :n_cand]  # (B, 2K)
-        beam_of, token_of = cand // V, cand % V  # (B, 2K)
+        cs = cand_scores[:, :n_cand].tolist()  # (B, 2K)
+        cand_list = cand[:, :n_cand].tolist()
         length = step + 1  # generated tokens, this one included
-        new_rows, new_tokens = [], []
-        new_scores = torch.full((B, K), float("-inf"), device=idx.device)
-        cs, bo, to = cand_scores.tolist(), beam_of.tolist(), token_of.tolist()
+        rows: list[int] = []
+        tokens: list[int] = []
         for b in range(B):
-            kept = 0
-            for rank in range(n_cand):
-                if kept == K or done[b]:
+            kept: list[float] = []
+            for rank in range(n_cand if not done[b] else 0):
+                score = cs[b][rank]
+                if len(kept) == K or score == neg_inf:
                     break
-                score, beam, token = cs[b][rank], bo[b][rank], to[b][rank]
-                if score == float("-inf"):
-                    break
+                beam, token = divmod(cand_list[b][rank], V)
                 if eos_id is not None and token == eos_id:
                     if rank < K:  # an ending among the K best is a hypothesis
-                        hyp = torch.cat([seqs[b * K + beam, T0:],
-                                         seqs.new_tensor([token])])
+                        hyp = torch.cat([seqs[b * K + beam, T0:], seqs.new_tensor([token])])
                         finished[b].append((score / lp(length), hyp))
                     continue
-                new_rows.append(b * K + beam)
-                new_tokens.append(token)
-                new_scores[b, kept] = score
-                kept += 1
-            while kept < K:  # fewer than K open beams: repeat a row, score -inf
-                new_rows.append(b * K)
-                new_tokens.append(pad_id)
-                kept += 1
-        rows = torch.tensor(new_rows, device=idx.device)
-        tokens = torch.tensor(new_tokens, device=idx.device, dtype=idx.dtype)
-        seqs = torch.cat([seqs[rows], tokens[:, None]], dim=1)  # (B K, T + 1)
-        scores = new_scores
+                rows.append(b * K + beam)
+                tokens.append(token)
+                kept.append(score)
+            while len(kept) < K:  # fewer than K open beams: a dummy, score -inf
+                rows.append(b * K)
+                tokens.append(pad_id)
+                kept.append(neg_inf)
+            scores[b] = kept
+        new = torch.tensor(tokens, device=idx.device, dtype=idx.dtype)
+        seqs = torch.cat([seqs[torch.tensor(rows, device=idx.device)], new[:, None]], 1)
         # a prompt is done when K hypotheses are finished and no open beam can
         # beat the best: its log P only falls, and lp is monotone in L
         best_lp = max(lp(length + 1), lp(max_new_tokens))
         for b in range(B):
             if done[b] or len(finished[b]) < K:
                 continue
-            best_open = scores[b, 0].item()
             best_done = max(s for s, _ in finished[b])
-            if best_open == float("-inf") or best_done >= best_open / best_lp:
+            if scores[b][0] == neg_inf or best_done >= scores[b][0] / best_lp:
                 done[b] = True
         if all(done):
             break
@@ -301,9 +299,8 @@ def beam_search(
         hyps = list(finished[b])
         if not done[b]:  # the open beams compete with what has finished
             length = seqs.shape[1] - T0
-            for k in range(K):
-                if scores[b, k].item() > float("-inf"):
-                    hyps.append((scores[b, k].item() / lp(length), seqs[b * K + k, T0:]))
+            hyps += [(scores[b][k] / lp(length), seqs[b * K + k, T0:])
+                     for k in range(K) if scores[b][k] > neg_inf]
         best = max(range(len(hyps)), key=lambda i: hyps[i][0])  # first of ties
         results.append(hyps[best][1])
     L = max(len(r) for r in results)
