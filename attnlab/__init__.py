@@ -25,6 +25,7 @@ Modules:
 - :mod:`attnlab.pooling` -- attention pooling as kernel regression
 - :mod:`attnlab.layers` -- additive and multi-head attention, positions, Transformer blocks
 - :mod:`attnlab.models` -- seq2seq, Transformer and GPT, with typed configs
+- :mod:`attnlab.decoding` -- top-k and nucleus (top-p) filters, beam search
 - :mod:`attnlab.data` -- synthetic tasks and tokenizers
 - :mod:`attnlab.train` -- the training loop, checkpoints
 - :mod:`attnlab.efficient` -- chunked (memory-linear) exact attention and approximations
