@@ -87,6 +87,10 @@ question(
     public=[
         case(torch.tensor([7.0, 13.0, 16.5], dtype=torch.float64), HOURS, TEMPS, 1.5,
              note="the chapter's readings, 3 queries, h = 1.5"),
+        case(torch.tensor([1.4, 3.3]), torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0]),
+             torch.tensor([3.0, 1.0, 4.0, 1.0, 5.0]), 0.02,
+             note="a narrow kernel (h = 0.02), where every e^score underflows to 0: the "
+                  "nearest key must get all the weight"),
     ],
     hidden=[
         case(5 * torch.rand(7, generator=g, dtype=torch.float64),
