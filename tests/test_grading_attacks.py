@@ -19,6 +19,7 @@ import copy
 import csv
 import ctypes
 import html
+import importlib.util
 import io
 import json
 import os
@@ -51,7 +52,6 @@ SET = "01_softmax"
 FULL = 10.0  # the points of set 1
 NOBODY = 65534
 TORCH_MB = 300  # the grader's own peak: importing torch alone is about 220 MB
-MISCONCEPTION = "You did not subtract the maximum"  # set 1, q1 (from its tests bundle)
 
 
 # ---------------------------------------------------------------- notebooks
@@ -70,6 +70,8 @@ def notebook(base: Path, *cells: str, first: str | None = None,
              replace: dict[str, str] | None = None) -> dict[str, Any]:
     """``base`` with code cells appended (and one put first, and some cells' code replaced)."""
     nb = copy.deepcopy(load(base))
+    missing = set(replace or {}) - {c.get("id") for c in nb["cells"]}
+    assert not missing, f"{base.name} has no cells with ids {sorted(missing)}"
     for cell in nb["cells"]:
         if cell.get("id") in (replace or {}):
             cell["source"] = replace[cell["id"]]  # type: ignore[index]
@@ -600,23 +602,35 @@ def test_the_graders_memory_stays_bounded(swapped_results):
 # ---------------------------------------------------------------- 3, 7, 8. processes
 
 
-def test_a_grandchild_holding_stdout_does_not_stall_the_batch(tmp_path, token):
-    hold = code('''
-import os, sys
+def hold_cell(token: str) -> str:
+    """A grandchild in its own session that keeps the child's stdout and stderr open;
+    q1 then reports whether it was running."""
+    return code('''
+import os, sys, time
 if os.fork() == 0:
     try:
         os.setsid()
-        os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(3600)", $token])
+        os.execv(sys.executable, [sys.executable, "-c", $sleeper, $token])
     finally:
         os._exit(0)
-''', token=token)
+end = time.time() + 10
+while not os.path.exists(".attack-ready-h") and time.time() < end:
+    time.sleep(0.01)
+''', sleeper="open('.attack-ready-h', 'w').close()\nimport time\ntime.sleep(3600)",
+                token=token) + raising("stable_softmax",
+                                       "holding={os.path.exists('.attack-ready-h')}")
+
+
+def test_a_grandchild_holding_stdout_does_not_stall_the_batch(tmp_path, token):
+    hold = hold_cell(token)
     subs = tmp_path / "subs"
     paths = [save(subs, "01_softmax_hold.ipynb", notebook(SOLUTION, hold)),
              save(subs, "01_softmax_honest.ipynb", load(SOLUTION))]
-    runs, _ = grade_in_subprocess([(paths, {"timeout": 40, "jobs": 1})], tmp_path, token=token)
-    _, honest = runs[0].results(2)
-    assert runs[0].wall < 40, (f"the batch took {runs[0].wall:.0f} s: the grader waited for "
-                               "the grandchild's stdout until the 40 s timeout")
+    runs, _ = grade_in_subprocess([(paths, {"timeout": 60, "jobs": 1})], tmp_path, token=token)
+    attack, honest = runs[0].results(2)
+    assert "holding=True" in question(attack, "q1")["feedback"], attack
+    assert attack.score == FULL - 2, f"the grader waited for the grandchild's stdout: {attack}"
+    assert runs[0].wall < 60, f"the batch took {runs[0].wall:.0f} s with timeout=60"
     assert not runs[0].left, f"the grandchild outlived its row: pids {runs[0].left}"
     assert_full_marks(honest)
 
@@ -685,7 +699,7 @@ def test_a_submission_cannot_kill_the_grader_or_its_classmates(tmp_path):
 
 
 def daemon_cell(token: str, subs: Path, outputs: list[Path]) -> str:
-    """Solution cells plus a daemon that, for 30 s, overwrites notebooks and the outputs."""
+    """A daemon that, for 30 s, overwrites notebooks and the outputs; q1 says if it ran."""
     daemon = r'''
 import os, stat, sys, time
 ready, subs, outputs = sys.argv[2], sys.argv[3], sys.argv[4:]
@@ -724,7 +738,8 @@ while time.time() < end:
                          " ready='.attack-ready-d')\n"
                          "_detach('import time; time.sleep(600)', $token)\n",
                          daemon=daemon, token=token, subs=str(subs),
-                         outputs=[str(p) for p in outputs])
+                         outputs=[str(p) for p in outputs]) + raising(
+        "stable_softmax", "daemon ready={os.path.exists('.attack-ready-d')}")
 
 
 def check_outputs_intact(out_json: Path, out_csv: Path, n: int) -> tuple[bytes, bytes]:
@@ -756,6 +771,7 @@ def test_a_daemon_cannot_reach_classmates_or_the_outputs(tmp_path, token, jobs):
     assert not left, f"the submission's daemon outlived the grader: pids {left}"
     check_outputs_intact(out_json, out_csv, 3)
     rows = json.loads(out_json.read_text())
+    assert "daemon ready=True" in question(SimpleNamespace(**rows[0]), "q1")["feedback"]
     for row in rows[1:]:
         assert_full_marks(SimpleNamespace(**row))
     assert [p.read_bytes() for p in paths[1:]] == honest_bytes, "a submission was overwritten"
@@ -886,15 +902,7 @@ def test_attacks_fail_against_an_unprivileged_grader(shared_folder, token):
     out.mkdir()
     out_json, out_csv = out / "scores.json", out / "scores.csv"
     model, canaries = model_attack(out)
-    hold = code('''
-import os, sys
-if os.fork() == 0:
-    try:
-        os.setsid()
-        os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(3600)", $token])
-    finally:
-        os._exit(0)
-''', token=token)
+    hold = hold_cell(token)
     paths = [save(subs, "a_01_softmax_model.ipynb", model),
              save(subs, "b_01_softmax_blank.ipynb", load(BLANK)),
              save(subs, "c_01_softmax_hold.ipynb", notebook(SOLUTION, hold)),
@@ -906,13 +914,17 @@ if os.fork() == 0:
     _give(shared_folder)
     honest_bytes = [p.read_bytes() for p in paths[-2:]]
     done = grade_cli([*map(str, paths), "--json", str(out_json), "--csv", str(out_csv),
-                      "--jobs", "2", "--timeout", "60"], user=NOBODY, cwd=shared_folder)
+                      "--jobs", "2", "--timeout", "120"], user=NOBODY, cwd=shared_folder,
+                     limit_s=240)
     left = processes_with(token)
     assert done.returncode == 0, f"the unprivileged grader failed: {done.describe()}"
-    assert done.wall < 60, f"the batch took {done.wall:.0f} s (a grandchild held stdout?)"
+    assert done.wall < 120, f"the batch took {done.wall:.0f} s with --timeout 120"
     assert not left, f"the submissions' processes outlived the grader: pids {left}"
     check_outputs_intact(out_json, out_csv, len(paths))
     rows = [SimpleNamespace(**r) for r in json.loads(out_json.read_text())]
+    assert "holding=True" in question(rows[2], "q1")["feedback"], rows[2]
+    assert rows[2].score == FULL - 2, f"the grader waited for the grandchild's stdout: {rows[2]}"
+    assert "daemon ready=True" in question(rows[3], "q1")["feedback"], rows[3]
     check_model_attack(Run(rows[:2] + rows[-1:], None, 0.0, []), canaries)
     for row in rows[-2:]:
         assert_full_marks(row)
@@ -987,14 +999,25 @@ def test_a_syntax_error_names_the_error_and_its_line(instructor_runs):
 # ---------------------------------------------------------------- 14-16. the command line
 
 
+def no_max_misconception() -> tuple[str, str]:
+    """Set 1's q1 misconception "the maximum is not subtracted": its message and its code."""
+    from attnlab.grading.grade import bundled_tests
+    from attnlab.grading.spec import load_set
+
+    for m in load_set(bundled_tests() / SET).question("q1").misconceptions:
+        if m.code is not None and "amax(" not in m.code and ".max(" not in m.code:
+            return m.message, m.code
+    raise AssertionError("set 1's q1 no longer has a misconception without the maximum")
+
+
 def _flat(text: str) -> str:
     return " ".join(text.split())
 
 
 def test_feedback_files_csv_column_and_an_uncut_table(tmp_path):
     subs, report = tmp_path / "subs", tmp_path / "feedback"
-    no_max = "import torch\ndef stable_softmax(x, dim=-1):\n    e = torch.exp(x)\n" \
-             "    return e / e.sum(dim=dim, keepdim=True)\n"
+    message, no_max = no_max_misconception()
+    named = message.split(":")[0]  # its first clause: free of Markdown's special characters
     own_error = 'raise ValueError("my own mistake: 4242")\n'
     wrong = save(subs, "01_softmax_wrong.ipynb",
                  notebook(SOLUTION, own_error, replace={"ex01-03": no_max}))
@@ -1009,14 +1032,14 @@ def test_feedback_files_csv_column_and_an_uncut_table(tmp_path):
     assert len(files) == 2 and all(p.suffix in {".md", ".markdown", ".html", ".htm"}
                                    for p in files), files
     texts = [html.unescape(p.read_text(encoding="utf-8")) for p in files]
-    mine = [t for t in texts if MISCONCEPTION in t]
+    mine = [t for t in texts if named in t]
     assert len(mine) == 1, f"no feedback file names the misconception: {texts}"
     for name in ("q1", "q2", "q3", "q4", "q5", "q6"):
         assert name in mine[0], f"the feedback file does not mention {name}"
     rows = list(csv.DictReader(io.StringIO(out_csv.read_text(encoding="utf-8"))))
     column = next((c for c in rows[0] if "feedback" in c.lower()), None)
     assert column, f"the CSV has no feedback column: {list(rows[0])}"
-    assert MISCONCEPTION in rows[0][column], rows[0][column]
+    assert named in rows[0][column], rows[0][column]
     table = _flat(done.stdout.decode("utf-8"))
     for row in json.loads(out_json.read_text()):
         assert _flat(row["error"] or "") in table, f"the table cut the error {row['error']!r}"
@@ -1057,10 +1080,11 @@ def test_an_environment_other_users_cannot_read_costs_no_student_marks(tmp_path)
         shutil.copytree(ROOT / "attnlab", private / "pkgs" / "attnlab",
                         ignore=shutil.ignore_patterns("__pycache__"))
         site = next(env.glob("lib/python*/site-packages"))
-        ours = next(Path(sys.prefix).glob("lib/python*/site-packages"))
+        ours = {str(Path(importlib.util.find_spec(m).origin).parents[1])  # type: ignore[arg-type]
+                for m in ("torch", "numpy", "IPython", "tqdm")}
         # attnlab from the private copy; the rest from our environment, whose editable
         # install of attnlab (a .pth file) is not processed
-        (site / "attnlab-env.pth").write_text(f"{private / 'pkgs'}\n{ours}\n")
+        (site / "attnlab-env.pth").write_text("\n".join([str(private / "pkgs"), *ours]) + "\n")
         python = env / "bin" / "python"
         clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         where = subprocess.run([str(python), "-c", "import attnlab; print(attnlab.__file__)"],
