@@ -61,7 +61,7 @@ def bundled_tests() -> Path:
     return Path(__file__).parent / "bundles"
 
 
-def display_path(path: str | os.PathLike[str]) -> str:
+def display_path(path: str | Path) -> str:
     """``path`` as text that can always be written: bytes that are not UTF-8 become ``\\xNN``.
 
     Example:

@@ -82,7 +82,7 @@ class Misconception:
     """A named mistake: wrong code defining the question's function, or a wrong value.
 
     A submission whose results match it earns at most ``cap`` of the question's
-    points (default :data:`DEFAULT_CAP`), whatever share of the cases it passes:
+    points (default ``DEFAULT_CAP``, 0.5), whatever share of the cases it passes:
     proportional credit must not pay for a conceptual error. Another cap needs its
     ``reason`` written beside it.
     """
