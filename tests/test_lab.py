@@ -194,7 +194,9 @@ def _shot(locator_or_page, name: str) -> None:
 def test_chapter_1_runs_and_reads_like_the_book(browser, lab):
     page = _open(browser, lab, CHAPTER)
     _run_all(page)
-    _shot(page, "01_softmax.png")
+    _shot(page, "01_softmax_end.png")
+    page.locator(".jp-NotebookPanel .jp-Cell").first.scroll_into_view_if_needed()
+    _shot(page, "01_softmax_top.png")
 
     # no error output and nothing on stderr (JupyterLab shows both as stderr outputs)
     outputs = page.locator(".jp-NotebookPanel .jp-OutputArea-output")
@@ -222,6 +224,7 @@ def test_chapter_1_runs_and_reads_like_the_book(browser, lab):
     for i in range(images.count()):
         images.nth(i).scroll_into_view_if_needed()
         assert images.nth(i).evaluate("i => i.complete && i.naturalWidth > 100"), i
+    _shot(images.first, "01_softmax_figure.png")
 
     # the temperature explorer answers its slider with new weights
     explorer = page.locator(".jp-NotebookPanel .jp-OutputArea .attnlab-explorer").first
