@@ -39,9 +39,13 @@ from attnlab.masks import padding_mask
 g = torch.Generator().manual_seed(31)
 
 
-def _qkv(B, T, S, D, Dv, size=1.0):
-    return (size * torch.randn(B, T, D, generator=g), size * torch.randn(B, S, D, generator=g),
-            torch.randn(B, S, Dv, generator=g))
+def _qkv(B, T, S, D, Dv, size=1.0, gen=None):
+    gen = g if gen is None else gen
+    return (size * torch.randn(B, T, D, generator=gen),
+            size * torch.randn(B, S, D, generator=gen), torch.randn(B, S, Dv, generator=gen))
+
+
+g_public = torch.Generator().manual_seed(32)   # the last public cases; g stays as it was
 
 
 _left_padded = torch.tensor([[False, False, True, True, True], [True] * 5])[:, None]   # (B, 1, S)
@@ -56,6 +60,15 @@ question(
                            [False, True, True, False]]),
              note="a (T, S) mask"),
         case(*_qkv(2, 4, 4, 4, 3), causal=True, note="causal, T = S = 4"),
+        case(*_qkv(2, 4, 4, 8, 3, gen=g_public),
+             torch.tensor([[True, False, True, True], [True, True, False, True],
+                           [False, True, True, True], [True, True, True, False]]),
+             causal=True, note="causal=True together with a (T, S) mask: a key must be "
+                               "allowed by both"),
+        case(*_qkv(1, 2, 3, 4, 2, gen=g_public),
+             torch.tensor([[True, True, False], [False, False, False]]),
+             note="a (T, S) mask whose last row allows no key: that query's weights and "
+                  "output must be zeros"),
     ],
     hidden=[
         case(*_qkv(2, 3, 5, 6, 2),
