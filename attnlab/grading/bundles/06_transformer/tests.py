@@ -38,7 +38,10 @@ g = torch.Generator().manual_seed(7)
 question(
     "q2", points=2, function="layer_norm", reference=LN,
     public=[case(torch.randn(2, 3, 4, generator=g), torch.ones(4), torch.zeros(4),
-                 note="unit weight, zero bias")],
+                 note="unit weight, zero bias"),
+            case(torch.tensor([[2.0, 2.0, 2.0, 2.0], [0.0, 0.1, 0.2, 0.3]]), torch.ones(4),
+                 torch.zeros(4), eps=0.1,
+                 note="a constant row (variance 0) and eps = 0.1")],
     hidden=[case(torch.randn(3, 5, 8, generator=g) * 10 + 3, torch.randn(8, generator=g),
                  torch.randn(8, generator=g), note="scaled and shifted features"),
             case(torch.randn(2, 2, 6, generator=g), torch.ones(6), torch.zeros(6), eps=0.5,
@@ -80,7 +83,10 @@ def _gpt(seed):
 g = torch.Generator().manual_seed(8)
 question(
     "q3", points=3, function="greedy_generate", reference=GREEDY,
-    public=[case(_gpt(0), torch.tensor([[1, 4, 5]]), 5, note="one prompt, 5 tokens")],
+    public=[case(_gpt(0), torch.tensor([[1, 4, 5]]), 5, note="one prompt, 5 tokens"),
+            case(_gpt(2), torch.tensor([[1, 4, 5]]), 8,
+                 note="another model (seed 2), 8 tokens: its next token depends on the "
+                      "tokens generated so far")],
     hidden=[case(_gpt(1), torch.randint(0, 12, (3, 6), generator=g), 8,
                  note="a batch of 3 prompts"),
             case(_gpt(2), torch.tensor([[1]]), 12, note="a prompt of one token")],
