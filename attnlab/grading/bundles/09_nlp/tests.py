@@ -106,7 +106,9 @@ def _ids(texts):
 question(
     "q2", points=2, function="bag_of_words", reference=BOW_REF,
     public=[case(_ids(["the plot was not bad", "the film was good"]), _vocab.vocab_size,
-                 note="two reviews, the second padded")],
+                 note="two reviews, the second padded"),
+            case(_ids(["the music was great and the acting was great", "the film was bad"]),
+                 _vocab.vocab_size, note="a review in which words occur twice")],
     hidden=[
         case(_ids(_task.test.texts[:4]), _vocab.vocab_size, note="four test reviews"),
         case(_ids(["the plot was good and the cast was good", "the music was dull"]),
@@ -150,7 +152,8 @@ from attnlab.data.reviews import review_label
 """
 _reviews = {
     "public": ["the plot was not bad", "the acting was great but the ending was awful",
-               "honestly the film was really superb"],
+               "honestly the film was really superb",
+               "the film was great and the music was not bad"],
     "hidden": ["the cast was not good and the script was weak",
                "the plot was bad but the music was not dull",
                "to be fair the ending was not terrible but the cast was weak at times",
