@@ -152,7 +152,9 @@ def collapse_runs(labels, min_tone, min_gap):
 question(
     "q4", points=2, function="collapse_runs", reference=_runs(),
     public=[case([-1, 5, 5, -1, 5, 5, 3, -1, -1], 2, 2, note="the example"),
-            case([-1, 3, 3, -1, -1, 3, 3, -1], 1, 1, note="two presses of 3")],
+            case([-1, 3, 3, -1, -1, 3, 3, -1], 1, 1, note="two presses of 3"),
+            case([2, 2, 2, 6, 2, 2, -1, -1, 4, 4, -1, -1, 4, 4], 2, 2,
+                 note="a 1-frame blip inside a 2, then two presses of 4")],
     hidden=[case([7, 7, 7, -1, 7, 7, 7, 2, 2], 2, 2, note="a 1-frame dropout inside a 7"),
             case([4, 4, -1, -1, 4, 4, -1, -1, 4], 1, 2, note="three presses of 4"),
             case([1, 1, 1, 9, 1, 1, -1, -1, 0, 0], 2, 1, note="a 1-frame blip inside a 1"),
@@ -199,7 +201,9 @@ _w3 = torch.softmax(3 * torch.randn(3, 12, generator=_g), -1)
 question(
     "q5", points=2, function="weight_inside", reference=_inside(),
     public=[case(_w1, torch.tensor([[200, 700], [900, 1300]]), 128, 2,
-                 note="two keys, six steps of 256 samples")],
+                 note="two keys, six steps of 256 samples"),
+            case(_w1, torch.tensor([[256, 768], [768, 1280]]), 128, 2,
+                 note="spans that start and stop exactly on a step's centre")],
     hidden=[case(_w2, torch.tensor([[0, 1024], [1024, 2048], [2304, 3072], [3072, 4864]]),
                  128, 2, note="four keys, spans ending exactly on a step's centre"),
             case(_w3, torch.tensor([[100, 500], [640, 1280], [1300, 1400]]), 128, 1,
