@@ -60,17 +60,21 @@ def attention_pool(h, q, w_k, mask):
 g = torch.Generator().manual_seed(13)
 
 
-def pool_case(B, T, C, lengths, note, scale=1.0):
-    h = torch.randn(B, T, C, generator=g) * scale
-    q = torch.randn(C, generator=g)
-    w_k = torch.randn(C, C, generator=g)
+def pool_case(B, T, C, lengths, note, scale=1.0, gen=None):
+    gen = g if gen is None else gen
+    h = torch.randn(B, T, C, generator=gen) * scale
+    q = torch.randn(C, generator=gen)
+    w_k = torch.randn(C, C, generator=gen)
     mask = torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]
     return case(h, q, w_k, mask, note=note)
 
 
 question(
     "q2", points=3, function="attention_pool", reference=POOL,
-    public=[pool_case(2, 5, 4, [5, 3], note="two sequences of 5 and 3 bases, padded to T=5")],
+    public=[pool_case(2, 5, 4, [5, 3], note="two sequences of 5 and 3 bases, padded to T=5"),
+            pool_case(3, 4, 4, [2, 0, 4], gen=torch.Generator().manual_seed(14),
+                      note="three sequences, the second with no real base (zero weights, "
+                           "z = 0)")],
     hidden=[
         pool_case(3, 7, 8, [7, 7, 7], note="three unpadded sequences, C=8"),
         pool_case(2, 6, 4, [6, 0], note="a sequence with no real base"),
@@ -125,7 +129,11 @@ M10 = torch.tensor([3, 2, 0, 1, 2, 1, 0, 3, 1, 0])    # TGACGCATCA
 question(
     "q3", points=2, function="best_site", reference=BEST,
     public=[case(torch.tensor([[3, 0, 1, 2, 3, 0, 1, 2]]), torch.tensor([2, 3, 0]),
-                 note="TACGTACG and the motif GTA")],
+                 note="TACGTACG and the motif GTA"),
+            case(torch.tensor([[0, 1, 2, 3, 1, 0, 2, 3, 2]]), torch.tensor([2, 3, 2]),
+                 note="ACGTCAGTG and the motif GTG, found in the last window"),
+            case(torch.tensor([[2, 3, 2, 3, 2, 3]]), torch.tensor([2, 3]),
+                 note="GTGTGT and the motif GT: ties, the first window wins")],
     hidden=[
         case(planted(4, 40, M10, [0, 7, 30, 19]), M10, note="exact sites, one at the start "
              "and one in the last window"),
