@@ -173,7 +173,11 @@ question(
     "q4", points=2, function="mase", reference=MASE,
     public=[case(torch.tensor([[2.0, 2.0], [3.0, 1.0]]), torch.tensor([[1.0, 4.0], [3.0, 3.0]]),
                  torch.tensor([0.0, 1.0, 3.0, 4.0, 6.0]), 2,
-                 note="two windows of two steps, a short training series, period 2")],
+                 note="two windows of two steps, a short training series, period 2"),
+            case(torch.tensor([[1.0, 5.0, 2.0], [0.0, 1.0, 1.0]]),
+                 torch.tensor([[2.0, 2.0, 4.0], [1.0, 0.0, 3.0]]),
+                 torch.tensor([0.0, 2.0, 1.0, 5.0, 3.0, 4.0, 2.0]), 3,
+                 note="two windows of three steps, period 3")],
     hidden=[
         case(torch.stack([seasonal[96:108], seasonal[102:114]]) + 0.2,
              torch.stack([seasonal[96:108], seasonal[102:114]]), seasonal[:96], 12,
