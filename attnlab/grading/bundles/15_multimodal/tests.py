@@ -137,6 +137,7 @@ question(
     public=[
         case("is it even", digits, note="'is it even' for the digits 0..9"),
         case("is it larger than 4", digits, note="'is it larger than 4' for 0..9"),
+        case("is it smaller than 5", torch.tensor([5, 2, 8, 4]), note="'is it smaller than 5'"),
     ],
     hidden=[
         case("is it odd", torch.tensor([7, 0, 3, 8]), note="'is it odd'"),
@@ -189,6 +190,12 @@ question(
              torch.tensor([0, 0, 1, 1]), torch.tensor([1, 0, 0, 0]),
              note="two questions: q0 mostly yes, q1 always no"),
         case(*_unbalanced(1, 5, 400, 100), note="5 questions with lopsided answers"),
+        case(torch.tensor([0, 0, 0, 1, 1, 1]), torch.tensor([1, 1, 0, 0, 0, 1]),
+             torch.tensor([0, 0, 0, 1, 1]), torch.tensor([0, 0, 1, 0, 0]),
+             note="q0 mostly yes in training but mostly no in the test"),
+        case(torch.tensor([0, 0, 1, 1, 1]), torch.tensor([1, 0, 1, 1, 0]),
+             torch.tensor([0, 0, 0, 1]), torch.tensor([1, 1, 0, 0]),
+             note="a tie in training for q0 (answer yes)"),
     ],
     hidden=[
         case(*_unbalanced(2, 30, 3000, 600), note="30 questions, as in the chapter"),
