@@ -35,6 +35,7 @@ question(
     public=[
         case(one_hot_and_uniform, note="head 1 one-hot, head 2 uniform over 4 keys"),
         case(_causal_weights(2, 3, 5, seed=1), note="causal weights, 2 examples, 3 heads"),
+        case(_weights(2, 2, 3, 5, seed=5), note="T = 3 queries, S = 5 keys"),
     ],
     hidden=[
         case(_weights(3, 4, 2, 7, seed=2), note="T = 2 queries, S = 7 keys"),
