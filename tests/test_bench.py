@@ -206,3 +206,19 @@ def test_gpu_suite_refuses_a_cpu_run_and_bad_documents(tmp_path, capsys):
         with pytest.raises(ValueError):
             validate_gpu_results(bad)
     assert suite_tag("NVIDIA H100 80GB HBM3", False) == "nvidia-h100-80gb-hbm3"
+
+
+def test_committed_results_skip_dry_runs_and_other_files(tmp_path):
+    from attnlab.bench_gpu import committed_results
+
+    doc = {"suite": "gpu", "schema": 1, "dry_run": False, "device": "cuda",
+           "device_name": "NVIDIA H100 80GB HBM3", "versions": {"torch": "2.13.0"},
+           "config": {}, "records": [], "targets": []}
+    (tmp_path / "nvidia-h100-80gb-hbm3.json").write_text(json.dumps(doc))
+    (tmp_path / "dry-run-cpu.json").write_text(json.dumps({**doc, "dry_run": True}))
+    (tmp_path / "cpu.json").write_text(json.dumps({"schema": 1, "records": []}))
+    (tmp_path / "broken.json").write_text("{")
+    assert [d["device_name"] for d in committed_results(tmp_path)] == [doc["device_name"]]
+    (tmp_path / "bad.json").write_text(json.dumps({**doc, "records": [{"case": "x"}]}))
+    with pytest.raises(ValueError):  # a committed document that is wrong is an error
+        committed_results(tmp_path)
