@@ -30,6 +30,8 @@ question(
                            [0.5, 10.0]]), note="five designs, one dominated"),
         case(torch.tensor([[0.9, 100.0], [0.9, 80.0], [0.7, 80.0]]),
              note="designs tied on accuracy or on parameters"),
+        case(torch.tensor([[0.7, 40.0], [0.6, 30.0], [0.7, 40.0]]),
+             note="two identical designs (both on the front)"),
     ],
     hidden=[
         case(torch.tensor([[0.9, 100.0], [0.9, 100.0], [0.8, 200.0]]),
@@ -194,7 +196,8 @@ def aging_step(accuracies, sample, child_accuracy):
 """
 question(
     "q5", points=2, function="aging_step", reference=AGING,
-    public=[case([0.5, 0.9, 0.3, 0.7], [2, 3], 0.8, note="a population of 4, sample [2, 3]")],
+    public=[case([0.5, 0.9, 0.3, 0.7], [2, 3], 0.8, note="a population of 4, sample [2, 3]"),
+            case([0.3, 0.7, 0.2, 0.7], [1, 3], 0.4, note="a tie in the sample [1, 3]")],
     hidden=[
         case([0.95, 0.2, 0.6, 0.4, 0.1], [1, 3, 4], 0.5,
              note="the oldest is the best; the sample does not contain it"),
