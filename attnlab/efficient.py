@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from attnlab._validate import check_mask, check_qkv, shape_str
-from attnlab.masks import window_mask  # re-exported: it lived here first
+from attnlab.masks import causal_mask, window_mask  # window_mask re-exported: it lived here
 
 __all__ = ["chunked_attention", "linear_attention", "linformer_attention", "local_attention",
            "window_mask"]
@@ -47,11 +47,9 @@ def _block_scores(qs: torch.Tensor, kb: torch.Tensor, mask: torch.Tensor | None,
         s = s.float()  # the softmax in fp32, as the fused kernels do
     if mask is not None:
         s.masked_fill_(~mask[..., j0:j1], float("-inf"))
-    if causal:
-        T = qs.shape[-2]
-        i = torch.arange(T, device=qs.device)[:, None]
-        j = torch.arange(j0, j1, device=qs.device)[None, :]
-        s.masked_fill_(j > i, float("-inf"))  # top-left aligned, as SDPA
+    if causal:  # top-left aligned, as SDPA: query i sees keys j <= i, here j0..j1
+        allowed = causal_mask(qs.shape[-2], j1 - j0, offset=-j0, device=qs.device)  # (T, Bk)
+        s.masked_fill_(~allowed, float("-inf"))
     return s
 
 
@@ -229,9 +227,8 @@ def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: i
     for i0 in range(0, T, block):
         i1 = min(i0 + block, T)
         j0, j1 = max(0, i0 - window), i1 if causal else min(T, i1 + window)
-        a = torch.arange(i0, i1, device=q.device)[:, None]  # the band, in absolute positions
-        b = torch.arange(j0, j1, device=q.device)[None, :]
-        m = ((a - b).abs() <= window) & ((b <= a) if causal else True)
+        m = window_mask(i1 - i0, j1 - j0, window, causal=causal, offset=i0 - j0,
+                        device=q.device)  # (Tb, Sb): the band, queries i0.. against keys j0..
         outs.append(F.scaled_dot_product_attention(q[..., i0:i1, :], k[..., j0:j1, :],
                                                    v[..., j0:j1, :], attn_mask=m))
     return torch.cat(outs, dim=-2)

@@ -29,6 +29,7 @@ from torch import nn
 
 from attnlab._validate import check_qk, check_qkv, check_tensor, shape_str
 from attnlab.functional import masked_softmax, softmax
+from attnlab.masks import leave_one_out_mask  # re-exported: it lived here first
 
 __all__ = [
     "gaussian_kernel_scores",
@@ -149,43 +150,6 @@ def nadaraya_watson(
     weights = softmax(scores) if mask is None else masked_softmax(scores, mask)  # (..., T, S)
     out = weights @ v  # (..., T, S) @ (..., S, Dv) -> (..., T, Dv)
     return (out, weights) if need_weights else out
-
-
-def leave_one_out_mask(S: int, *, device: torch.device | str | None = None) -> torch.Tensor:
-    """Leave-one-out mask: every position may attend every *other* position.
-
-    Used when the queries are the keys themselves (fitting a pooling on its
-    own training points): without it each point can simply look itself up.
-
-    ::
-
-        leave_one_out_mask(4)
-        keys ->  0 1 2 3
-        q 0      . 1 1 1
-        q 1      1 . 1 1
-        q 2      1 1 . 1
-        q 3      1 1 1 .     (1 = True = may attend)
-
-    Args:
-        S: the number of positions (queries = keys); at least 2, so that every
-            row has something to attend to.
-        device: where to build the mask.
-
-    Shape:
-        Returns a bool tensor (S, S).
-
-    Example:
-        >>> leave_one_out_mask(3).int()
-        tensor([[0, 1, 1],
-                [1, 0, 1],
-                [1, 1, 0]], dtype=torch.int32)
-    """
-    if not isinstance(S, int) or isinstance(S, bool) or S < 2:
-        raise ValueError(
-            f"leave_one_out_mask needs an integer S >= 2 (with S=1 the only key is the "
-            f"query itself), got {S!r}"
-        )
-    return ~torch.eye(S, dtype=torch.bool, device=device)
 
 
 class NadarayaWatsonPooling(nn.Module):

@@ -5,7 +5,15 @@ import torch
 import torch.nn.functional as F
 
 import attnlab.efficient
-from attnlab.masks import causal_mask, padding_mask, window_mask
+import attnlab.pooling
+from attnlab.masks import (
+    causal_mask,
+    leave_one_out_mask,
+    length_mask,
+    padding_mask,
+    topk_mask,
+    window_mask,
+)
 
 
 def test_causal_mask_is_sdpas_is_causal():
@@ -73,3 +81,55 @@ def test_window_mask_entries_offset_and_the_old_name():
     assert torch.equal(window_mask(2, 6, window=9, causal=True, offset=4),
                        causal_mask(2, 6, offset=4))
     assert attnlab.efficient.window_mask is window_mask
+
+
+def test_length_mask_entries_and_padding_mask_is_it_with_a_query_axis():
+    m = length_mask(torch.tensor([0, 2, 4]), 4)
+    assert m.shape == (3, 4) and m.dtype == torch.bool
+    assert m.int().tolist() == [[0, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 1]]
+    assert torch.equal(padding_mask([3, 1], 5), length_mask([3, 1], 5)[:, None])
+    with pytest.raises(ValueError, match=r"lengths must lie in \[0, T=3\], got \[4\]"):
+        length_mask([4], 3)
+    with pytest.raises(ValueError, match="positive integer T"):
+        length_mask([1], 0)
+
+
+def test_leave_one_out_mask_entries_and_the_old_name():
+    m = leave_one_out_mask(4)
+    assert m.shape == (4, 4) and not m.diagonal().any()
+    assert int(m.sum()) == 4 * 3
+    assert attnlab.pooling.leave_one_out_mask is leave_one_out_mask
+    with pytest.raises(ValueError, match="S >= 2"):
+        leave_one_out_mask(1)
+
+
+def test_topk_mask_keeps_each_querys_k_largest():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(2, 3, 5, 7, generator=g)  # (B, H, T, S)
+    for k in (1, 3, 7):
+        m = topk_mask(scores, k)
+        assert m.shape == scores.shape and m.dtype == torch.bool
+        assert (m.sum(-1) == k).all()
+        kept_min = scores.masked_fill(~m, float("inf")).amin(-1)  # (B, H, T)
+        dropped_max = scores.masked_fill(m, float("-inf")).amax(-1)
+        assert (kept_min > dropped_max).all()
+    # the weights' order is the scores' order: the same mask
+    assert torch.equal(topk_mask(scores.softmax(-1), 2), topk_mask(scores, 2))
+    with pytest.raises(ValueError, match=r"k must be an integer in \[1, S=7\], got 8"):
+        topk_mask(scores, 8)
+    with pytest.raises(ValueError, match=r"k must be an integer in \[1, S=7\], got 0"):
+        topk_mask(scores, 0)
+
+
+def test_local_and_chunked_attention_build_their_bands_from_the_masks():
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(2, 11, 4, generator=g) for _ in range(3))
+    for causal in (False, True):
+        for window in (0, 1, 3):
+            want = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=window_mask(11, window=window, causal=causal))
+            got = attnlab.efficient.local_attention(q, k, v, window=window, causal=causal)
+            torch.testing.assert_close(got, want)
+        torch.testing.assert_close(
+            attnlab.efficient.chunked_attention(q, k, v, causal=causal, block_size=3),
+            F.scaled_dot_product_attention(q, k, v, is_causal=causal))

@@ -42,6 +42,7 @@ import torch
 
 from attnlab._validate import shape_str
 from attnlab.data import CharTokenizer
+from attnlab.masks import length_mask
 
 __all__ = [
     "LOW_HZ",
@@ -209,10 +210,10 @@ def synthesize(sequences: Sequence[str], config: KeypadConfig | None = None,
                              f"{c.keys!r}")
     N, K = len(sequences), max(len(s) for s in sequences)
     n_keys = torch.tensor([len(s) for s in sequences])  # (N,)
-    present = torch.arange(K)[None, :] < n_keys[:, None]  # (N, K)
+    present = length_mask(n_keys, K)  # (N, K)
     tone = c.samples(_uniform(*c.tone_ms, (N, K), g)).clamp_min(1) * present  # (N, K)
     gap = c.samples(_uniform(*c.gap_ms, (N, K), g))  # gap[:, k] precedes key k + 1
-    gap = gap * (torch.arange(K)[None, :] < (n_keys[:, None] - 1))  # no gap after the last key
+    gap = gap * length_mask(n_keys - 1, K)  # no gap after the last key
     lead, trail = c.samples(_uniform(*c.edge_ms, (2, N), g))  # (N,) each
     starts = lead[:, None] + torch.cumsum(tone + gap, dim=1) - tone - gap  # (N, K)
     stops = starts + tone  # (N, K)
@@ -234,7 +235,7 @@ def synthesize(sequences: Sequence[str], config: KeypadConfig | None = None,
     L = int(lengths.max())
     noise_std = torch.sqrt(power * 10 ** (-c.snr_db / 10)).float()  # (N, 1)
     wave = noise_std * torch.randn((N, L), generator=g)  # (N, L): noise everywhere
-    wave.masked_fill_(torch.arange(L)[None, :] >= lengths[:, None], 0.0)  # zero after the end
+    wave.masked_fill_(~length_mask(lengths, L), 0.0)  # zero after the end
     samples = wave.numpy()  # the same memory as wave
     omega = (2 * math.pi / c.sample_rate) * np.arange(L)  # (L,): radians per Hz at each sample
     spans: list[list[tuple[int, int]]] = []

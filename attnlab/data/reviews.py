@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import torch
 
 from attnlab._validate import shape_str
+from attnlab.masks import length_mask
 
 __all__ = [
     "POSITIVE",
@@ -481,5 +482,5 @@ def positions_after(ids: torch.Tensor, token_id: int, lengths: torch.Tensor) -> 
     T = ids.shape[1]
     marker = (ids == token_id).long()  # (B, T)
     after = marker.cumsum(dim=1) - marker > 0  # (B, T): a marker strictly before t
-    real = torch.arange(T, device=ids.device)[None, :] < lengths[:, None]  # (B, T)
+    real = length_mask(lengths, T, device=ids.device)  # (B, T)
     return after & real

@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from attnlab._validate import shape_str
+from attnlab.masks import length_mask
 from attnlab.models import AttentionSeq2Seq, Seq2SeqConfig
 
 __all__ = ["ListenerConfig", "Listener"]
@@ -125,7 +126,7 @@ class Listener(AttentionSeq2Seq):
         if int(lengths.min()) < 1 or int(lengths.max()) > spec.shape[1]:
             raise ValueError(f"lengths must lie in [1, S={spec.shape[1]}], got "
                              f"{lengths.tolist()}")
-        padded = torch.arange(spec.shape[1], device=spec.device)[None, :] >= lengths[:, None]
+        padded = ~length_mask(lengths, spec.shape[1])  # (B, S): True after each end
         x = self.norm(spec).masked_fill(padded[..., None], 0.0).transpose(1, 2)  # (B, F, S)
         u = F.gelu(self.conv1(x)).masked_fill(padded[:, None, :], 0.0)  # (B, E, S)
         z = F.gelu(self.conv2(u))  # (B, E, S')
