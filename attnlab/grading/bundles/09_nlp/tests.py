@@ -247,3 +247,50 @@ question(
     hint="For each test review: score = (# words in POSITIVE) - (# words in NEGATIVE), "
          "prediction = int(score >= 0); average prediction == label within each kind",
 )
+
+# --- cell 31 (ex09-30)
+# TESTS
+from attnlab.data.reviews import CONJUNCTION as _AND
+from attnlab.data.reviews import CONTRAST as _BUT
+from attnlab.data.reviews import NEGATION as _NOT
+
+
+def _clause_counter(text):
+    score, clause = 0, []
+    for word in text.split() + [_AND]:
+        if word in (_BUT, _AND):
+            polarity = 1 if any(w in _POS for w in clause) else -1
+            score += -polarity if _NOT in clause else polarity
+            clause = []
+        else:
+            clause.append(word)
+    return score
+
+
+_t = reviews_task(n_train=100, n_test=600, seed=9).test
+_by_kind = {}
+for _text, _y, _k in zip(_t.texts, _t.labels, _t.kinds):
+    _by_kind.setdefault(_k, []).append((_clause_counter(_text), _y))
+_acc6 = {k: sum(int(s >= 0) == y for s, y in v) / len(v) for k, v in _by_kind.items()}
+_ties = {k: sum(s == 0 for s, _ in v) / len(v) for k, v in _by_kind.items()}
+_positive = sum(y for _, y in _by_kind["contrast"]) / len(_by_kind["contrast"])
+# B is what the measurement shows: "not" is read right (negated reviews are all right),
+# every contrast review is a tie, and the accuracy there is the share of positive labels.
+assert _acc6["negated"] == 1.0 and _ties["contrast"] == 1.0, (_acc6, _ties)
+assert abs(_acc6["contrast"] - _positive) < 1e-12 and len(_by_kind["contrast"]) >= 100
+question(
+    "q6", points=1, variable="q6_answer", expected="B",
+    misconceptions=[
+        misconception("The counter reads \"not\" right: it is perfect on the negated reviews, "
+                      "and every contrast review is a tie whatever its \"not\"s. The clauses "
+                      "cancel; the negation is not the problem", value="A"),
+        misconception("There are well over a hundred contrast reviews, and the share of ties "
+                      "is exactly 1: the low accuracy is no noise but the tie rule answering 1 "
+                      "for all of them", value="C"),
+        misconception("The counter reads every word of a review however long it is; the "
+                      "printed share of ties (1 for the contrast reviews) says what goes wrong: "
+                      "the two clauses cancel", value="D"),
+    ],
+    hint="Compare the contrast reviews' share of ties and their accuracy with their share of "
+         "positive labels",
+)
