@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from attnlab._validate import shape_str
-from attnlab.data import CharTokenizer
+from attnlab.data.tokenizer import CharTokenizer
 from attnlab.masks import length_mask
 
 __all__ = [
