@@ -151,8 +151,8 @@ def measured_peak_flops(device: torch.device | str, dtype: torch.dtype = torch.f
         repeat: timed calls per shape (after one warm-up); the fastest counts.
 
     Returns:
-        ``{"flops": best FLOP/s, "shape": (m, k, n) of the best,
-        "by_shape": {"mxkxn": FLOP/s}}``.
+        The best FLOP/s under ``"flops"``, the ``(m, k, n)`` of the best under ``"shape"``
+        and the FLOP/s of each shape under ``"by_shape"`` (keys ``"mxkxn"``).
 
     Example:
         >>> r = measured_peak_flops("cpu", shapes=((64, 64, 64), (32, 128, 32)), repeat=2)
