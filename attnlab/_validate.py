@@ -128,3 +128,30 @@ def check_dim(x_shape: tuple[int, ...], dim: int) -> int:
     if not -n <= dim < n:
         raise ValueError(f"dim={dim} is out of range for an input of shape {tuple(x_shape)}")
     return dim % n
+
+
+def check_ids(
+    ids: object,
+    name: str,
+    high: int,
+    *,
+    what: str = "token",
+    layout: str = "(B, T)",
+    bounds: str | None = None,
+    dtypes: tuple[torch.dtype, ...] = (torch.int64, torch.int32),
+) -> torch.Tensor:
+    """Require a 2-D integer tensor of ids in ``[0, high)``, the one id check of the package.
+
+    ``what`` names the ids in the messages (token, item, base), ``layout`` the
+    expected shape and ``bounds`` the allowed range (default ``[0, high)``).
+    """
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
+        got = shape_str(ids) if isinstance(ids, torch.Tensor) else type(ids).__name__
+        raise ValueError(f"{name} must be a {layout} tensor of {what} ids, got {got}")
+    if ids.dtype not in dtypes:
+        raise ValueError(f"{name} must hold integer {what} ids, got dtype {ids.dtype}")
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= high):
+        bounds = f"[0, {high})" if bounds is None else bounds
+        raise ValueError(f"{name} has ids outside {bounds}: min {int(ids.min())}, "
+                         f"max {int(ids.max())}")
+    return ids

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["set_seed", "pick_device"]
+__all__ = ["set_seed", "pick_device", "count_parameters"]
 
 
 def set_seed(seed: int = 0) -> torch.Generator:
@@ -74,3 +74,18 @@ def pick_device(prefer: str | None = None) -> torch.device:
     if _mps_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Number of trainable parameters of ``model`` (those with ``requires_grad``).
+
+    Args:
+        model: any module.
+
+    Example:
+        >>> count_parameters(torch.nn.Linear(3, 2))  # 3 * 2 weights + 2 biases
+        8
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"count_parameters needs an nn.Module, got {type(model).__name__}")
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from attnlab._validate import shape_str
+from attnlab._validate import check_ids, shape_str
 
 __all__ = [
     "ALPHABET",
@@ -132,14 +132,8 @@ def decode(ids: torch.Tensor) -> str:
 
 
 def _check_ids(ids: torch.Tensor) -> None:
-    if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
-        got = shape_str(ids) if isinstance(ids, torch.Tensor) else type(ids).__name__
-        raise ValueError(f"ids must be a (B, T) tensor of base ids, got {got}")
-    if ids.dtype not in (torch.int64, torch.int32, torch.uint8):
-        raise ValueError(f"ids must hold integer base ids, got dtype {ids.dtype}")
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) > 3):
-        raise ValueError(f"base ids must lie in 0..3 ({ALPHABET}), got {int(ids.min())}.."
-                         f"{int(ids.max())}")
+    check_ids(ids, "ids", 4, what="base", bounds=f"0..3 ({ALPHABET})",
+              dtypes=(torch.int64, torch.int32, torch.uint8))
 
 
 def one_hot(ids: torch.Tensor) -> torch.Tensor:

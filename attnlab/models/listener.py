@@ -24,7 +24,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from attnlab._validate import shape_str
 from attnlab.masks import length_mask
-from attnlab.models import AttentionSeq2Seq, Seq2SeqConfig
+from attnlab.models.seq2seq import AttentionSeq2Seq, Seq2SeqConfig
 
 __all__ = ["ListenerConfig", "Listener"]
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from attnlab._validate import shape_str
+from attnlab._validate import check_ids, shape_str
 from attnlab.functional import attention
 from attnlab.layers import LearnedPositionalEmbedding, TransformerBlock
 from attnlab.masks import padding_mask
@@ -42,14 +42,7 @@ __all__ = [
 
 
 def _check_ids(ids: torch.Tensor, lengths: torch.Tensor | None, vocab_size: int) -> None:
-    if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
-        shape = shape_str(ids) if isinstance(ids, torch.Tensor) else type(ids).__name__
-        raise ValueError(f"ids must be a (B, T) tensor of token ids, got {shape}")
-    if ids.dtype not in (torch.int64, torch.int32):
-        raise ValueError(f"ids must hold integer token ids, got dtype {ids.dtype}")
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
-        raise ValueError(f"ids has ids outside [0, {vocab_size}): min {int(ids.min())}, "
-                         f"max {int(ids.max())}")
+    check_ids(ids, "ids", vocab_size)
     if lengths is not None:
         if not isinstance(lengths, torch.Tensor) or lengths.shape != ids.shape[:1]:
             shape = shape_str(lengths) if isinstance(lengths, torch.Tensor) else "no tensor"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from attnlab._validate import shape_str
+from attnlab._validate import check_ids, shape_str
 from attnlab.layers import LearnedPositionalEmbedding, TransformerBlock
 from attnlab.masks import causal_mask
 from attnlab.train import sequence_loss
@@ -38,15 +38,7 @@ __all__ = [
 
 
 def _check_history(ids: object, num_items: int, name: str = "history") -> torch.Tensor:
-    if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
-        got = shape_str(ids) if isinstance(ids, torch.Tensor) else type(ids).__name__
-        raise ValueError(f"{name} must be a (B, T) tensor of item ids (0 = padding), got {got}")
-    if ids.dtype not in (torch.int64, torch.int32):
-        raise ValueError(f"{name} must hold integer item ids, got dtype {ids.dtype}")
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) > num_items):
-        raise ValueError(f"{name} has ids outside [0, V={num_items}]: min {int(ids.min())}, "
-                         f"max {int(ids.max())}")
-    return ids
+    return check_ids(ids, name, num_items + 1, what="item", bounds=f"[0, V={num_items}]")
 
 
 def _no_padding(scores: torch.Tensor) -> torch.Tensor:
