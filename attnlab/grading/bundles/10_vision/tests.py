@@ -220,3 +220,37 @@ question(
     hint="Without position embeddings, reordering the patches must leave the logits unchanged "
          "(up to rounding)",
 )
+
+# --- cell 28 (ex10-28)
+# TESTS
+def _weights_per_head(patch):
+    from attnlab.analysis import record_attention
+    from attnlab.data.digits import digits_task
+    from attnlab.models.vit import ViT, ViTConfig
+
+    torch.manual_seed(0)
+    vit = ViT(ViTConfig(patch_size=patch)).eval()
+    with torch.no_grad(), record_attention(vit) as recorded:
+        vit(digits_task(seed=0).test.images[:8])
+    return recorded[0].shape[-2] * recorded[0].shape[-1], vit.config.num_patches
+
+
+_w2, _n2 = _weights_per_head(2)
+_w1, _n1 = _weights_per_head(1)
+question(
+    "q6", points=1, variable="q6_growth", expected=_w1 / _w2, atol=0.0, rtol=1e-6,
+    misconceptions=[
+        misconception(f"{_n1 // _n2} is how much the number of PATCHES grows; every token "
+                      "attends to every token, so the attention weights grow with its square",
+                      value=_n1 / _n2),
+        misconception(f"{(_n1 / _n2) ** 2:g} leaves out the class token: the sequence is the "
+                      f"patches and the class token, {_n2 + 1} and {_n1 + 1} tokens, so read "
+                      "the printed weights", value=(_n1 / _n2) ** 2),
+        misconception("2 is how much the side of a patch shrinks: the number of patches grows "
+                      "with its square, and the attention weights with the square of that",
+                      value=2.0),
+        misconception("You turned the ratio upside down: the 1x1 patches make MORE weights, so "
+                      "the growth is larger than 1", value=_w2 / _w1),
+    ],
+    hint="Divide the printed number of attention weights for 1x1 patches by the one for 2x2",
+)

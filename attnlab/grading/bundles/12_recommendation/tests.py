@@ -201,3 +201,43 @@ question(
     hint="Fit on task.train.items, score leave_last_out(task.test, max_len=24)'s histories, "
          "and select the partner targets with kinds == PARTNER",
 )
+
+# --- cell 28 (ex12-28)
+# TESTS
+def _popularity_hr():
+    from attnlab.data.sessions import leave_last_out, sessions_task
+    from attnlab.metrics import hit_rate_at_k
+    from attnlab.models.sasrec import PopularityRecommender
+
+    task = sessions_task(n_train=2000, n_valid=0, n_test=1000, seed=1)
+    history, targets, _ = leave_last_out(task.test, max_len=24)
+    scores = PopularityRecommender(300).fit(task.train.items).score(history)
+    rows = torch.arange(len(targets))
+    draw = torch.rand(scores.shape, generator=torch.Generator().manual_seed(0))
+    draw[:, 0] = draw[rows, targets] = 2.0
+    sampled = torch.cat([scores[rows, targets][:, None],
+                         scores.gather(1, draw.argsort(dim=1)[:, :100])], dim=1)
+    return (float(hit_rate_at_k(scores, targets, k=10)),
+            float(hit_rate_at_k(sampled, torch.zeros_like(targets), k=10)), len(targets))
+
+
+_hr_all, _hr_sampled, _users = _popularity_hr()
+# B is what the measurement shows: one recommender, a far larger HR@10 on the easier test,
+# with 1000 test users (a binomial standard error of at most 0.016).
+assert _hr_sampled > 1.5 * _hr_all and _users == 1000, (_hr_all, _hr_sampled)
+question(
+    "q6", points=1, variable="q6_answer", expected="B",
+    misconceptions=[
+        misconception("The recommender is the same in both rows and recommends the same items "
+                      "to everyone: only the test changed. With 100 random negatives, most of "
+                      "them unpopular, a popular target lands in the top 10 far more easily",
+                      value="A"),
+        misconception("With 1000 test users an HR@10 has a standard error below 0.02, far less "
+                      "than the gap: the gap is systematic, the test with sampled negatives is "
+                      "easier", value="C"),
+        misconception("Sampled negatives are drawn at random, not chosen as items the user "
+                      "could not want: they make the test easier, not more honest, and change "
+                      "how models compare", value="D"),
+    ],
+    hint="What changed between the two numbers: the recommender, or the test?",
+)
