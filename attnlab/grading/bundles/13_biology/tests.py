@@ -227,3 +227,35 @@ question(
     hint="log_odds = log(pwm / background) (L, 4); the score of window t adds "
          "log_odds[i, base at t + i] over i",
 )
+
+# --- cell 28 (ex13-28)
+# TESTS
+def _threshold_accuracy(k, over="all"):
+    from attnlab.data.dna import dna_task, window_distances
+
+    split = dna_task(n_train=10, n_test=1000, seed=3).test
+    best = window_distances(split.ids).amin(dim=-1)
+    right = (best <= k).long() == split.labels
+    if over == "positives":
+        right = right[split.labels == 1]
+    return float(right.double().mean())
+
+
+_acc1 = _threshold_accuracy(1)
+assert _threshold_accuracy(2) == 1.0 and _acc1 < 1.0, _acc1
+question(
+    "q6", points=1, variable="q6_accuracy", expected=_acc1, atol=1e-6, rtol=0.0,
+    misconceptions=[
+        misconception("1.0 is the accuracy of the label rule, at most 2 mismatches: at most 1 "
+                      "misses the positives whose best window has exactly 2", value=1.0),
+        misconception("That is the share of the POSITIVES the rule finds; the accuracy counts "
+                      "all 1000 sequences, and every negative (at least 3 mismatches) is "
+                      "classified correctly", value=_threshold_accuracy(1, over="positives")),
+        misconception("At most 1 mismatch includes the windows with exactly 1: you counted "
+                      "only the perfect matches", value=_threshold_accuracy(0)),
+        misconception("You computed the share of errors: the accuracy is the share classified "
+                      "correctly", value=1 - _acc1),
+    ],
+    hint="Right: the positives with 0 or 1 mismatches, and every negative (at least 3). "
+         "Divide by 1000",
+)
