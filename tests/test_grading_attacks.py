@@ -867,26 +867,49 @@ def test_odd_names_fifos_and_device_links_get_rows(tmp_path, encoding):
 # ---------------------------------------------------------------- 10. unprivileged grader
 
 
+def _python_for(user: int) -> tuple[str, dict[str, str]] | None:
+    """An interpreter of this Python version that ``user`` can run with this environment's
+    packages: this one, or the system's own (a pyenv Python under a mode-700 /root is not)."""
+    import sysconfig
+
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    packages = os.pathsep.join([sysconfig.get_paths()["purelib"], str(ROOT)])
+    candidates = [(sys.executable, {})]
+    for folder in ("/usr/bin", "/usr/local/bin"):
+        candidates.append((f"{folder}/python{version}", {"PYTHONPATH": packages}))
+    for python, env in candidates:
+        if not os.path.exists(python):
+            continue
+        probe = subprocess.run(["setpriv", f"--reuid={user}", f"--regid={user}",
+                                "--clear-groups", python, "-c",
+                                "import os, sys, torch, IPython, attnlab.grading.grade\n"
+                                f"assert sys.version_info[:2] == {sys.version_info[:2]}\n"
+                                "for p in (os.path.realpath(sys.executable), sys.prefix):\n"
+                                "    os.stat(p)"],
+                               capture_output=True, text=True, cwd="/", timeout=120,
+                               env={**os.environ, **env})
+        if probe.returncode == 0:
+            return python, env
+    return None
+
+
 @pytest.fixture
 def shared_folder():
-    """A folder outside pytest's private ones, owned by the unprivileged user."""
+    """A folder outside pytest's private ones, owned by the unprivileged user, and the
+    interpreter (with its environment variables) that user runs the grader with."""
     if os.geteuid() != 0:
         pytest.skip("running the grader as another user needs root")
     if shutil.which("setpriv") is None:
         pytest.skip("setpriv (util-linux) is not installed")
-    probe = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
-                            "--clear-groups", sys.executable, "-c",
-                            "import os, sys, torch, attnlab.grading.grade\n"
-                            "for p in (os.path.realpath(sys.executable), sys.base_prefix):\n"
-                            "    os.stat(p)"],
-                           capture_output=True, text=True, cwd=ROOT, timeout=120)
-    if probe.returncode != 0:
-        pytest.skip(f"the environment is not readable by uid {NOBODY}: "
-                    f"{probe.stderr.strip()[-300:]}")
+    found = _python_for(NOBODY)
+    if found is None:
+        pytest.skip(f"no Python {sys.version_info.major}.{sys.version_info.minor} that uid "
+                    f"{NOBODY} can run with this environment's packages (is the repository "
+                    "or the environment in a folder other users cannot read?)")
     folder = Path(tempfile.mkdtemp(prefix="attnlab-attacks-"))
     os.chown(folder, NOBODY, NOBODY)
     try:
-        yield folder
+        yield folder, *found
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -896,9 +919,10 @@ def _give(path: Path) -> None:
         os.lchown(p, NOBODY, NOBODY)
 
 
-@pytest.mark.slow
-def test_attacks_fail_against_an_unprivileged_grader(shared_folder, token):
-    subs, out = shared_folder / "subs", shared_folder / "out"
+def attack_batch(folder: Path, token: str, *, python: str, env: dict[str, str],
+                 user: int | None) -> None:
+    """Attacks 1, 3, 5 and 8 in one batch, with two honest solutions, as ``user``."""
+    subs, out = folder / "subs", folder / "out"
     out.mkdir()
     out_json, out_csv = out / "scores.json", out / "scores.csv"
     model, canaries = model_attack(out)
@@ -911,13 +935,15 @@ def test_attacks_fail_against_an_unprivileged_grader(shared_folder, token):
              save(subs, "e_01_softmax_killer.ipynb", notebook(SOLUTION, first=KILLER)),
              save(subs, "f_01_softmax_honest.ipynb", load(SOLUTION)),
              save(subs, "g_01_softmax_honest.ipynb", load(SOLUTION))]
-    _give(shared_folder)
+    if user is not None:
+        _give(folder)
     honest_bytes = [p.read_bytes() for p in paths[-2:]]
     done = grade_cli([*map(str, paths), "--json", str(out_json), "--csv", str(out_csv),
-                      "--jobs", "2", "--timeout", "120"], user=NOBODY, cwd=shared_folder,
-                     limit_s=240)
+                      "--jobs", "2", "--timeout", "120"], user=user, cwd=folder,
+                     limit_s=240, python=python,
+                     env={**env, "MPLCONFIGDIR": str(folder / "mpl")})
     left = processes_with(token)
-    assert done.returncode == 0, f"the unprivileged grader failed: {done.describe()}"
+    assert done.returncode == 0, f"the grader failed: {done.describe()}"
     assert done.wall < 120, f"the batch took {done.wall:.0f} s with --timeout 120"
     assert not left, f"the submissions' processes outlived the grader: pids {left}"
     check_outputs_intact(out_json, out_csv, len(paths))
@@ -929,6 +955,23 @@ def test_attacks_fail_against_an_unprivileged_grader(shared_folder, token):
     for row in rows[-2:]:
         assert_full_marks(row)
     assert [p.read_bytes() for p in paths[-2:]] == honest_bytes, "a submission was overwritten"
+
+
+@pytest.mark.slow
+def test_attacks_fail_against_an_unprivileged_grader(shared_folder, token):
+    """The grader as an ordinary user: the children in user namespaces."""
+    folder, python, env = shared_folder
+    attack_batch(folder, token, python=python, env=env, user=NOBODY)
+
+
+@pytest.mark.slow
+def test_attacks_fail_against_a_root_grader_without_namespaces(shared_folder, token):
+    """The grader as root where namespaces are not allowed (a Docker container, Gradescope):
+    each child as its own uid, its processes killed by uid."""
+    folder, python, env = shared_folder
+    os.chown(folder, 0, 0)
+    attack_batch(folder, token, python=python, user=None,
+                 env={**env, "ATTNLAB_SANDBOX_NO_NAMESPACES": "1"})
 
 
 # ---------------------------------------------------------------- 11-13. instructors
