@@ -31,7 +31,7 @@ from torch import nn
 
 from attnlab._validate import shape_str
 from attnlab.layers import SinusoidalPositionalEncoding, TransformerBlock
-from attnlab.models.pooling_classifier import AttentionPooling
+from attnlab.layers.attention_pooling import AttentionPooling
 
 __all__ = ["MotifAttentionConfig", "MotifAttention", "MotifCNNConfig", "MotifCNN",
            "peak_in_mask"]

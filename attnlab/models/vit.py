@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from attnlab._validate import shape_str
-from attnlab.data.digits import patch_count, patchify
 from attnlab.layers import LearnedPositionalEmbedding, TransformerBlock
+from attnlab.layers.patches import patch_count, patchify
 
 __all__ = ["ViTConfig", "ViT", "CNNConfig", "SmallCNN"]
 

@@ -26,13 +26,13 @@ import torch
 from torch import nn
 
 from attnlab._validate import shape_str
-from attnlab.data.digits import patch_count, patchify
 from attnlab.layers import (
     FeedForward,
     LearnedPositionalEmbedding,
     MultiHeadAttention,
     TransformerBlock,
 )
+from attnlab.layers.patches import patch_count, patchify
 
 __all__ = ["VQAConfig", "CrossAttentionBlock", "CrossAttentionVQA", "FusionVQA",
            "QuestionOnlyVQA", "masked_mean"]
