@@ -122,3 +122,163 @@ question(
                       "first depth above it", value=_layers_over() - 1),
     ],
 )
+
+# --- cell 30 (ex07-n03)
+# TESTS
+AMP = """
+import torch
+import torch.nn.functional as F
+def amp_logits_and_loss(x, weight, targets):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = F.linear(x, weight)
+        loss = F.cross_entropy(logits, targets)
+    return logits, loss
+"""
+
+
+def _amp_case(N, C, V, g):
+    # weights that are multiples of 1/8: the products and sums are exact in float32, so
+    # the only rounding is autocast's, the same in every process
+    return (torch.randn(N, C, generator=g), torch.randint(-8, 9, (V, C), generator=g) / 8,
+            torch.randint(0, V, (N,), generator=g))
+
+
+g = torch.Generator().manual_seed(27)
+question(
+    "q7", points=2, function="amp_logits_and_loss", reference=AMP,
+    public=[case(*_amp_case(4, 8, 5, g), note="4 examples, C = 8, V = 5")],
+    hidden=[case(*_amp_case(16, 16, 10, g), note="16 examples, C = 16, V = 10"),
+            case(*_amp_case(1, 4, 3, g), note="one example")],
+    misconceptions=[
+        misconception("Your logits are float32: under bf16 autocast the matrix product runs "
+                      "in bf16 (is the autocast there, on the CPU?)",
+                      code=edited(AMP, ('torch.autocast("cpu", dtype=torch.bfloat16)',
+                                        'torch.autocast("cpu", enabled=False)'))),
+        misconception("You cast to bf16 by hand, so the cross-entropy ran in bf16 too: "
+                      "autocast keeps it in float32",
+                      code="import torch.nn.functional as F\n"
+                           "def amp_logits_and_loss(x, weight, targets):\n"
+                           "    logits = F.linear(x.bfloat16(), weight.bfloat16())\n"
+                           "    return logits, F.cross_entropy(logits, targets)"),
+        misconception("That is float16 autocast: bf16 is torch.bfloat16",
+                      code=edited(AMP, ("torch.bfloat16", "torch.float16"))),
+    ],
+)
+
+# --- cell 34 (ex07-n07)
+# TESTS
+BACKEND = """
+import warnings
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+def sdpa_backend(q, k, v, backends):
+    allowed = [getattr(SDPBackend, name) for name in backends]
+    with sdpa_kernel(allowed):
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    order = [SDPBackend(i) for i in torch._C._get_sdp_priority_order()]
+    for backend in [b for b in order if b in allowed]:
+        try:
+            with warnings.catch_warnings(), sdpa_kernel([backend]):
+                warnings.simplefilter("ignore")
+                F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        except RuntimeError:
+            continue
+        return out, backend.name
+"""
+
+
+def _qkv(B, H, T, D, g, Dv=None, dtype=torch.float32):
+    return [torch.randn(B, H, T, d, generator=g).to(dtype) for d in (D, D, Dv or D)]
+
+
+g = torch.Generator().manual_seed(28)
+question(
+    "q8", points=2, function="sdpa_backend", reference=BACKEND,
+    public=[case(*_qkv(1, 2, 6, 8, g), ["MATH", "FLASH_ATTENTION"],
+                 note="math and flash allowed, listed math first"),
+            case(*_qkv(1, 2, 6, 8, g), ["MATH"], note="math alone"),
+            case(*_qkv(1, 2, 6, 8, g, Dv=4), ["FLASH_ATTENTION", "MATH"],
+                 note="values of another width than the keys (D_v = 4, D = 8), which the "
+                      "flash kernel refuses")],
+    hidden=[case(*_qkv(2, 4, 5, 16, g), ["EFFICIENT_ATTENTION", "MATH", "FLASH_ATTENTION"],
+                 note="three backends allowed"),
+            case(*_qkv(1, 1, 4, 8, g, dtype=torch.bfloat16), ["MATH", "FLASH_ATTENTION"],
+                 note="bf16 inputs"),
+            case(*_qkv(2, 2, 3, 8, g, Dv=16), ["MATH", "EFFICIENT_ATTENTION"],
+                 note="D_v = 16, math and memory-efficient allowed")],
+    misconceptions=[
+        misconception("sdpa_kernel restricts the backends but does not order them: PyTorch "
+                      "tries the allowed ones in its own priority order, not in your list's",
+                      code=edited(BACKEND, ("[b for b in order if b in allowed]", "allowed"))),
+        misconception("You did not restrict the backends: only those in the list may run",
+                      code=edited(BACKEND, ("[b for b in order if b in allowed]", "order"))),
+        misconception("An allowed backend may refuse the inputs: check that it runs them "
+                      "(the flash kernel needs values as wide as the keys) before naming it",
+                      code=edited(BACKEND, ("                F.scaled_dot_product_attention("
+                                            "q, k, v, is_causal=True)\n", ""))),
+    ],
+)
+
+# --- cell 38 (ex07-n11)
+# TESTS
+DDP = """
+import torch
+import torch.nn.functional as F
+def ddp_step(model, x, y, world_size, lr):
+    # one process on the whole batch: what DDP's averaged step equals
+    loss = F.cross_entropy(model(x), y)
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    with torch.no_grad():
+        after = [(p - lr * g).detach() for p, g in zip(model.parameters(), grads)]
+    return [[p.clone() for p in after] for _ in range(world_size)]
+"""
+WRONG_DDP = """
+import copy
+import torch
+import torch.nn.functional as F
+def ddp_step(model, x, y, world_size, lr):
+    replicas = [copy.deepcopy(model) for _ in range(world_size)]
+    grads = []
+    for rank, replica in enumerate(replicas):
+        shard = torch.arange(rank, x.shape[0], world_size)
+        loss = F.cross_entropy(replica(x[shard]), y[shard])
+        grads.append(torch.autograd.grad(loss, list(replica.parameters())))
+    mean = [torch.stack(gs).mean(0) for gs in zip(*grads)]
+    with torch.no_grad():
+        for rank, replica in enumerate(replicas):
+            for p, g in zip(replica.parameters(), mean):
+                p -= lr * g
+    return [[p.detach().clone() for p in r.parameters()] for r in replicas]
+"""
+
+
+def _linear(seed, C, V):
+    return Model("torch.nn.Linear", {"in_features": C, "out_features": V}, seed=seed)
+
+
+def _ddp_case(seed, N, C, V, W, lr, g):
+    return (_linear(seed, C, V), torch.randn(N, C, generator=g),
+            torch.randint(0, V, (N,), generator=g), W, lr)
+
+
+g = torch.Generator().manual_seed(29)
+question(
+    "q9", points=3, function="ddp_step", reference=DDP,
+    public=[case(*_ddp_case(0, 8, 4, 3, 2, 0.5, g), note="2 ranks, 4 examples each")],
+    hidden=[case(*_ddp_case(1, 12, 6, 4, 4, 0.1, g), note="4 ranks, 3 examples each"),
+            case(*_ddp_case(2, 6, 3, 2, 1, 1.0, g), note="a single rank"),
+            case(*_ddp_case(3, 16, 5, 5, 2, 0.3, g), note="2 ranks, 8 examples each")],
+    misconceptions=[
+        misconception("You summed the ranks' gradients: DDP's all-reduce averages them, so "
+                      "the step is the one-process step on the whole batch",
+                      code=edited(WRONG_DDP, ("torch.stack(gs).mean(0)", "torch.stack(gs).sum(0)"))),
+        misconception("Each replica stepped with its own gradient: without the all-reduce the "
+                      "replicas drift apart",
+                      code=edited(WRONG_DDP, ("zip(replica.parameters(), mean)",
+                                              "zip(replica.parameters(), grads[rank])"))),
+        misconception("Each rank's loss is the mean over its own shard, not the sum: with sums "
+                      "the step grows with the shard size",
+                      code=edited(WRONG_DDP, ("y[shard])", "y[shard], reduction='sum')"))),
+    ],
+)
