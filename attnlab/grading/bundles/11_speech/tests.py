@@ -222,3 +222,38 @@ question(
                                          "inside.sum(-1).clamp_min(1)")),
     ],
 )
+
+# --- cell 29 (ex11-28)
+# TESTS
+def _peak_bins():
+    from attnlab.data.keypad import key_frequencies, log_spectrogram
+
+    t = torch.arange(2000, dtype=torch.float64) / 8000
+    waves = torch.stack([sum(torch.sin(2 * torch.pi * f * t) for f in key_frequencies(k))
+                         for k in "147*"]).float()
+    out = {}
+    for n_fft in (32, 64, 128, 256):
+        spec, _ = log_spectrogram(waves, n_fft=n_fft, hop_length=n_fft // 2)
+        out[n_fft] = spec[:, :, :int(1100 * n_fft / 8000) + 1].mean(dim=1).argmax(dim=-1)
+    return out
+
+
+_bins = _peak_bins()
+_separating = [n for n, b in _bins.items() if len(set(b.tolist())) == 4]
+_smallest = min(_separating)
+assert _smallest > 32 and 256 in _separating, _bins
+question(
+    "q6", points=1, variable="q6_n_fft", expected=_smallest, atol=0, rtol=0,
+    misconceptions=[
+        misconception("256 separates the rows too (it is the chapter's choice), but it is not "
+                      "the smallest: a shorter window blurs the tones less in time",
+                      value=256),
+        misconception(f"Read the peaks for {_smallest // 2}: two of the four low tones share a "
+                      "bin there, so that window cannot tell those rows apart",
+                      value=_smallest // 2),
+        misconception("Four bins below 1100 Hz do not make four separate peaks: with 32 "
+                      "samples the bins are 250 Hz apart, wider than the gaps of 73 to 89 Hz "
+                      "between the low tones", value=32),
+    ],
+    hint="Find the first row whose four peak bins are all different",
+)
