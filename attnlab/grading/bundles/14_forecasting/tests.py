@@ -230,3 +230,35 @@ question(
     ],
     hint="Column c is time t - (95 - c); the forecast step is t + 12",
 )
+
+# --- cell 28 (ex14-28)
+# TESTS
+def _baseline_errors():
+    from attnlab.data.series import forecasting_task
+    from attnlab.models.forecaster import mae, naive_forecast, seasonal_naive_forecast
+
+    test = forecasting_task(seed=0).test
+    return {name: mae(f, test.target, dim=0) for name, f in (
+        ("naive", naive_forecast(test.context, 12)),
+        ("daily", seasonal_naive_forecast(test.context, 12, 12)),
+        ("weekly", seasonal_naive_forecast(test.context, 12, 84)))}
+
+
+_e = _baseline_errors()
+# B is what the measurement shows; each of A, C and D contradicts a printed number.
+assert int(_e["naive"].argmax()) == 5 and _e["naive"][-1] < _e["naive"][5] / 2, _e
+assert abs(float(_e["naive"][-1] - _e["daily"][-1])) < 0.05, _e
+assert bool((_e["weekly"] < _e["daily"]).all()) and _e["naive"][0] > _e["daily"][0], _e
+question(
+    "q6", points=1, variable="q6_answer", expected="B",
+    misconceptions=[
+        misconception("Read the naive row to the end: its error peaks at h = 6 and falls back "
+                      "by h = 12, because the series repeats every 12 steps (a day)",
+                      value="A"),
+        misconception("The weekly seasonal-naive forecast (P = 84) has a smaller error than "
+                      "the daily one at every h: it is the baseline to beat", value="C"),
+        misconception("Compare the first column: even at h = 1 both seasonal-naive forecasts "
+                      "have a smaller error than the naive one", value="D"),
+    ],
+    hint="Read each row from h = 1 to h = 12, and compare the rows column by column",
+)
