@@ -223,3 +223,31 @@ question(
             code=edited(PRIOR, (">= 0.5", "> 0.5"))),
     ],
 )
+
+# --- cell 24 (ex15-24)
+# TESTS
+def _yes_share(kind=None):
+    from attnlab.data.vqa import vqa_task
+
+    t = vqa_task(per_answer_train=40, per_answer_test=10, balanced=False, seed=0)
+    keep = torch.tensor([kind is None or t.questions[int(q)].kind == kind
+                         for q in t.test.question_ids])
+    return float(t.test.answers[keep].double().mean())
+
+
+_no_on_is = 1 - _yes_share("is")
+assert 0.8 < _no_on_is < 1.0, _no_on_is
+question(
+    "q5", points=1, variable="q5_accuracy", expected=_no_on_is, atol=2e-3, rtol=0.0,
+    misconceptions=[
+        misconception("That is the share answered YES, the share that answering no gets "
+                      "wrong: the accuracy of always answering no is 1 minus it",
+                      value=1 - _no_on_is),
+        misconception("0.5 holds for the chapter's balanced data; on this unbalanced split "
+                      "\"is it a k\" is true for about one digit in ten, so always answering "
+                      "no is right far more often", value=0.5),
+        misconception("You used the share of all test examples answered no; the question asks "
+                      "about the \"is\" questions only", value=1 - _yes_share()),
+    ],
+    hint="1 minus the printed share answered yes of the \"is\" questions",
+)
