@@ -232,3 +232,31 @@ question(
     hint="parent: the sampled index with the highest accuracy; population: drop index 0, "
          "append the child",
 )
+
+# --- cell 28 (ex17-28)
+# TESTS
+def _flops_crossing(strict=True, fewer="linear"):
+    from attnlab.nas import Architecture, flops_per_example
+
+    lengths = (4, 8, 16, 32, 64, 128, 256)
+    flops = {kind: [flops_per_example(Architecture(2, 2, 32, kind, "learned"), T, 10)
+                    for T in lengths] for kind in ("softmax", "linear")}
+    cheaper, dearer = flops[fewer], flops["softmax" if fewer == "linear" else "linear"]
+    return min(T for T, a, b in zip(lengths, cheaper, dearer) if a < b or (a == b
+                                                                           and not strict))
+
+
+_crossing = _flops_crossing()
+assert _crossing > 4 and _flops_crossing(strict=False) < _crossing, _crossing
+question(
+    "q6", points=1, variable="q6_length", expected=_crossing, atol=0, rtol=0,
+    misconceptions=[
+        misconception(f"At T = {_flops_crossing(strict=False)} the two designs need the same "
+                      "FLOPs (the ratio is 1, as T = D): the question asks where linear needs "
+                      "strictly fewer", value=_flops_crossing(strict=False)),
+        misconception("At T = 4 the SOFTMAX design is the cheaper one (the ratio linear / "
+                      "softmax is above 1): at short lengths the T x T scores cost less than "
+                      "linear attention's D x D state", value=4),
+    ],
+    hint="Find the first row whose ratio linear / softmax is below 1",
+)
