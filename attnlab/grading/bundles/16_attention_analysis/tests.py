@@ -248,3 +248,35 @@ question(
             code=edited(OCCLUSION, ("occluded = ids.clone()", "occluded = ids"))),
     ],
 )
+
+# --- cell 28 (ex16-28)
+# TESTS
+def _untrained_entropies():
+    from attnlab.analysis import attention_entropy, record_attention
+    from attnlab.models import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=20, block_size=16)).eval()
+    tokens = torch.randint(0, 20, (8, 16), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad(), record_attention(gpt) as recorded:
+        gpt(tokens)
+    uniform = float(torch.log(torch.arange(1, 17, dtype=torch.float64)).mean())
+    return torch.stack([attention_entropy(w).mean(dim=(0, 2)) for w in recorded]), uniform
+
+
+_ent, _uniform = _untrained_entropies()
+# A is what the measurement shows: every head within 5 % of the uniform maximum, none above.
+assert bool((_ent > 0.95 * _uniform).all() and (_ent <= _uniform + 1e-6).all()), (_ent, _uniform)
+question(
+    "q6", points=1, variable="q6_answer", expected="A",
+    misconceptions=[
+        misconception("A head that focuses on one key has an entropy near 0; these are close "
+                      "to the uniform maximum, the most spread out a head can be", value="B"),
+        misconception("Every head's entropy is within a few percent of the uniform maximum: "
+                      "at initialisation the heads are alike, all diffuse, none sharp",
+                      value="C"),
+        misconception("No head exceeds the printed maximum: they stay just below it, as "
+                      "evenly spread causal heads do", value="D"),
+    ],
+    hint="Compare each printed entropy with the uniform maximum on the first line",
+)
