@@ -21,15 +21,18 @@ batch-first. Boolean masks mean ``True`` = *may attend*.
 Modules:
 
 - :mod:`attnlab.functional` -- softmax, scores, attention (pure functions)
-- :mod:`attnlab.masks` -- causal and padding masks
+- :mod:`attnlab.masks` -- every attention mask: causal, lengths, padding, window, leave-one-out,
+  top-k
 - :mod:`attnlab.pooling` -- attention pooling as kernel regression
-- :mod:`attnlab.layers` -- additive and multi-head attention, positions, Transformer blocks
+- :mod:`attnlab.layers` -- additive and multi-head attention, KV caches, positions, Transformer
+  blocks, attention pooling, patches
 - :mod:`attnlab.models` -- seq2seq, Transformer and GPT, with typed configs
 - :mod:`attnlab.decoding` -- top-k and nucleus (top-p) filters, beam search
 - :mod:`attnlab.data` -- synthetic tasks and tokenizers
 - :mod:`attnlab.train` -- the training loop, checkpoints
 - :mod:`attnlab.efficient` -- chunked (memory-linear) exact attention and approximations
 - :mod:`attnlab.analysis` -- attention rollout and other analyses of trained models
+- :mod:`attnlab.attribution` -- gradient x input, occlusion, rank correlation
 - :mod:`attnlab.metrics` -- ranking metrics (HR@k, NDCG@k)
 - :mod:`attnlab.perf` -- FLOPs, MFU and peak memory
 - :mod:`attnlab.distributed` -- DistributedDataParallel training under torchrun

@@ -47,7 +47,7 @@ _FIRST_DAY, _LAST_DAY = dt.date(1950, 1, 1), dt.date(2049, 12, 31)
 
 
 def format_date(date: dt.date, fmt: str) -> str:
-    """Write ``date`` in one of the :data:`DATE_FORMATS`, named by its example.
+    """Write ``date`` in one of the :data:`~attnlab.data.dates.DATE_FORMATS`, named by its example.
 
     Example:
         >>> format_date(dt.date(2026, 11, 24), "november 24, 2026")
@@ -66,7 +66,7 @@ def dates_task(n_train: int = 20_000, n_test: int = 2_000, seed: int = 0) -> Seq
     """Translate human-written dates into ISO format.
 
     Each example is a date between 1950 and 2049 written in one of
-    :data:`DATE_FORMATS`, chosen at random, and its ISO form ``YYYY-MM-DD``.
+    :data:`~attnlab.data.dates.DATE_FORMATS`, chosen at random, and its ISO form ``YYYY-MM-DD``.
     The splits are disjoint by *date*: a date in the test split appears in no
     format in the training split.
 
