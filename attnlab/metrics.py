@@ -1,5 +1,8 @@
 r"""Ranking metrics for recommendation: the rank of the held-out item, HR@k and NDCG@k.
 
+And :func:`exact_match`, the fraction of output strings that equal their targets (a
+translation, a transcription, a sum).
+
 A recommender scores every candidate item; the evaluation holds out one item
 per user (the *target*) and asks where it lands in the ranking. With the
 target's 0-based rank :math:`r` (0 = ranked first),
@@ -22,13 +25,14 @@ Candidates that must not be recommended (e.g. the padding id) get the score
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
 
 from attnlab._validate import shape_str
 
-__all__ = ["target_ranks", "hit_rate_at_k", "ndcg_at_k"]
+__all__ = ["target_ranks", "hit_rate_at_k", "ndcg_at_k", "exact_match"]
 
 Reduction = Literal["mean", "none"]
 
@@ -138,3 +142,19 @@ def ndcg_at_k(scores: torch.Tensor, targets: torch.Tensor, k: int = 10,
     gain = 1.0 / torch.log2(ranks.double() + 2.0)  # (B,)
     return _reduce(torch.where(ranks < k, gain, 0.0).float(), reduction)
 
+
+def exact_match(predictions: Sequence[str], targets: Sequence[str]) -> float:
+    """The fraction of predicted sequences that equal their targets exactly.
+
+    Args:
+        predictions: the model's outputs, e.g. decoded strings.
+        targets: the references, as many as ``predictions`` and at least one.
+
+    Example:
+        >>> exact_match(["123", "55"], ["123", "555"])
+        0.5
+    """
+    if len(predictions) != len(targets) or len(targets) == 0:
+        raise ValueError(f"need as many predictions as targets, and at least one; got "
+                         f"{len(predictions)} and {len(targets)}")
+    return sum(p == t for p, t in zip(predictions, targets)) / len(targets)

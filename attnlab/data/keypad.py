@@ -43,6 +43,7 @@ import torch
 from attnlab._validate import shape_str
 from attnlab.data.tokenizer import CharTokenizer
 from attnlab.masks import length_mask
+from attnlab.metrics import exact_match  # re-exported: it lived here
 
 __all__ = [
     "LOW_HZ",
@@ -568,14 +569,3 @@ def key_error_rate(predictions: Sequence[str], targets: Sequence[str]) -> float:
     _check_pairs(predictions, targets)
     errors = sum(edit_distance(p, t) for p, t in zip(predictions, targets))
     return errors / max(1, sum(len(t) for t in targets))
-
-
-def exact_match(predictions: Sequence[str], targets: Sequence[str]) -> float:
-    """The fraction of sequences transcribed exactly.
-
-    Example:
-        >>> exact_match(["123", "55"], ["123", "555"])
-        0.5
-    """
-    _check_pairs(predictions, targets)
-    return sum(p == t for p, t in zip(predictions, targets)) / len(targets)
