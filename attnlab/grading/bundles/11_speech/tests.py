@@ -226,15 +226,15 @@ question(
 # --- cell 29 (ex11-28)
 # TESTS
 def _peak_bins():
-    from attnlab.data.keypad import key_frequencies, log_spectrogram
+    from attnlab.data.keypad import log_spectrogram
 
     t = torch.arange(2000, dtype=torch.float64) / 8000
-    waves = torch.stack([sum(torch.sin(2 * torch.pi * f * t) for f in key_frequencies(k))
-                         for k in "147*"]).float()
+    tones = torch.tensor([697.0, 770.0, 852.0, 941.0], dtype=torch.float64)
+    waves = torch.sin(2 * torch.pi * tones[:, None] * t).float()
     out = {}
     for n_fft in (32, 64, 128, 256):
         spec, _ = log_spectrogram(waves, n_fft=n_fft, hop_length=n_fft // 2)
-        out[n_fft] = spec[:, :, :int(1100 * n_fft / 8000) + 1].mean(dim=1).argmax(dim=-1)
+        out[n_fft] = spec.mean(dim=1).argmax(dim=-1)
     return out
 
 
@@ -251,9 +251,8 @@ question(
         misconception(f"Read the peaks for {_smallest // 2}: two of the four low tones share a "
                       "bin there, so that window cannot tell those rows apart",
                       value=_smallest // 2),
-        misconception("Four bins below 1100 Hz do not make four separate peaks: with 32 "
-                      "samples the bins are 250 Hz apart, wider than the gaps of 73 to 89 Hz "
-                      "between the low tones", value=32),
+        misconception("With 32 samples the bins are 250 Hz apart, wider than the gaps of 73 "
+                      "to 89 Hz between the tones: three of them share a bin", value=32),
     ],
     hint="Find the first row whose four peak bins are all different",
 )
