@@ -226,16 +226,18 @@ question(
 
 # --- cell 24 (ex15-24)
 # TESTS
-def _yes_share(kind=None):
+def _yes_shares():
+    # The share answered yes of the "is" questions, and of all questions, in the test split.
     from attnlab.data.vqa import vqa_task
 
     t = vqa_task(per_answer_train=40, per_answer_test=10, balanced=False, seed=0)
-    keep = torch.tensor([kind is None or t.questions[int(q)].kind == kind
-                         for q in t.test.question_ids])
-    return float(t.test.answers[keep].double().mean())
+    is_kind = torch.tensor([t.questions[int(q)].kind == "is" for q in t.test.question_ids])
+    answers = t.test.answers.double()
+    return float(answers[is_kind].mean()), float(answers.mean())
 
 
-_no_on_is = 1 - _yes_share("is")
+_yes_is, _yes_all = _yes_shares()
+_no_on_is = 1 - _yes_is
 assert 0.8 < _no_on_is < 1.0, _no_on_is
 question(
     "q5", points=1, variable="q5_accuracy", expected=_no_on_is, atol=2e-3, rtol=0.0,
@@ -247,7 +249,7 @@ question(
                       "\"is it a k\" is true for about one digit in ten, so always answering "
                       "no is right far more often", value=0.5),
         misconception("You used the share of all test examples answered no; the question asks "
-                      "about the \"is\" questions only", value=1 - _yes_share()),
+                      "about the \"is\" questions only", value=1 - _yes_all),
     ],
     hint="1 minus the printed share answered yes of the \"is\" questions",
 )
