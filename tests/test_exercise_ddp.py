@@ -1,6 +1,6 @@
 """Exercise set 7, question 9 grades a data-parallel step against one process's step on the whole
-batch. Here real DDP runs each of the question's cases on W gloo processes, and every replica must
-end where the question's reference says."""
+batch. Here real DDP runs the question's public case (2 ranks) and its 4-rank case on gloo
+processes, and every replica must end where the question's reference says."""
 
 from __future__ import annotations
 
