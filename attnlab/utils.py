@@ -76,16 +76,29 @@ def pick_device(prefer: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def count_parameters(model: torch.nn.Module) -> int:
-    """Number of trainable parameters of ``model`` (those with ``requires_grad``).
+def count_parameters(*parts: torch.nn.Module | torch.Tensor) -> int:
+    """Number of trainable parameters of modules and parameter tensors together.
 
     Args:
-        model: any module.
+        parts: modules (their parameters with ``requires_grad`` count) and
+            tensors (counted when they require gradients, e.g. an
+            ``nn.Parameter`` such as a class token), at least one.
 
     Example:
         >>> count_parameters(torch.nn.Linear(3, 2))  # 3 * 2 weights + 2 biases
         8
+        >>> count_parameters(torch.nn.Linear(3, 2), torch.nn.Parameter(torch.zeros(4)))
+        12
     """
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"count_parameters needs an nn.Module, got {type(model).__name__}")
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if not parts:
+        raise TypeError("count_parameters needs at least one module or tensor")
+    total = 0
+    for part in parts:
+        if isinstance(part, torch.nn.Module):
+            total += sum(p.numel() for p in part.parameters() if p.requires_grad)
+        elif isinstance(part, torch.Tensor):
+            total += part.numel() if part.requires_grad else 0
+        else:
+            raise TypeError(f"count_parameters needs nn.Modules or tensors, got "
+                            f"{type(part).__name__}")
+    return total

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from attnlab.utils import pick_device, set_seed
+from attnlab.utils import count_parameters, pick_device, set_seed
 
 
 def test_set_seed_makes_all_generators_repeat():
@@ -55,3 +55,16 @@ def test_pick_device_override_and_errors(monkeypatch):
         pick_device("mps")
     with pytest.raises(ValueError, match="unknown device 'gpu0'"):
         pick_device("gpu0")
+
+
+def test_count_parameters_adds_modules_and_parameter_tensors():
+    lin, token = torch.nn.Linear(3, 2), torch.nn.Parameter(torch.zeros(1, 1, 4))
+    assert count_parameters(lin) == 8
+    assert count_parameters(lin, token, lin) == 8 + 4 + 8
+    assert count_parameters(torch.zeros(5)) == 0  # a tensor without gradients is no parameter
+    lin.bias.requires_grad_(False)
+    assert count_parameters(lin) == 6
+    with pytest.raises(TypeError, match="at least one"):
+        count_parameters()
+    with pytest.raises(TypeError, match="got int"):
+        count_parameters(3)
