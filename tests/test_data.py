@@ -107,3 +107,19 @@ def test_batches_cover_everything_once():
     assert [len(b) for b in batches(10, 4, shuffle=False, drop_last=True)] == [4, 4]
     with pytest.raises(ValueError, match="batch_size >= 1"):
         next(batches(10, 0))
+
+
+def test_random_rows_draws_the_same_rows_of_every_tensor_as_the_loop_would():
+    from attnlab.data import random_rows
+
+    x, y = torch.arange(40.0).reshape(20, 2), torch.arange(20)
+    batch_fn = random_rows(x, y, batch_size=7)
+    bx, by = batch_fn(3, torch.Generator().manual_seed(5))
+    rows = torch.randint(0, 20, (7,), generator=torch.Generator().manual_seed(5))
+    assert torch.equal(bx, x[rows]) and torch.equal(by, y[rows])
+    with pytest.raises(ValueError, match="share a non-empty first dimension"):
+        random_rows(x, y[:3], batch_size=2)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        random_rows(x, batch_size=0)
+    with pytest.raises(ValueError, match="one or more tensors"):
+        random_rows(batch_size=2)

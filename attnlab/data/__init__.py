@@ -22,7 +22,7 @@ Modules:
 """
 
 from attnlab.data.addition import addition_task
-from attnlab.data.batching import batches
+from attnlab.data.batching import batches, random_rows
 from attnlab.data.dates import DATE_FORMATS, dates_task, format_date
 from attnlab.data.digits import (
     Digits,
@@ -109,7 +109,8 @@ from attnlab.data.vqa import (
 
 __all__ = [
     "CharTokenizer", "TextPairs", "Seq2SeqTask", "LanguageTask", "DATE_FORMATS", "format_date",
-    "dates_task", "reversal_task", "sorting_task", "addition_task", "batches", "Digits",
+    "dates_task", "reversal_task", "sorting_task", "addition_task", "batches", "random_rows",
+    "Digits",
     "DigitsSplit", "digits_task", "load_digit_images", "stratified_split", "stratified_subset",
     "patchify", "unpatchify", "SessionConfig", "Catalogue", "Sessions", "SessionsTask",
     "make_catalogue", "generate_sessions", "sessions_task", "next_item_probs",
