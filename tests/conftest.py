@@ -10,6 +10,15 @@ from pathlib import Path
 
 import pytest
 
+# Triton decorates its kernels when attnlab.triton_attention is first imported, whichever test
+# imports it first: without CUDA they must be the interpreter's (TRITON_INTERPRET=1), set here,
+# before any test module is collected.
+if "TRITON_INTERPRET" not in os.environ:
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ["TRITON_INTERPRET"] = "1"
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 

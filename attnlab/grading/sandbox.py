@@ -231,7 +231,13 @@ def _needed() -> list[str]:
     needed = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix,
                                             os.path.dirname(sys.executable),
                                             os.path.dirname(os.path.dirname(attnlab.__file__)))}
-    needed |= {os.path.realpath(p) for p in sys.path if p and os.path.isdir(p)}
+    folders = [p for p in sys.path if p and os.path.isdir(p)]
+    needed |= {os.path.realpath(p) for p in folders}
+    for folder in folders:  # packages linked into a folder on the path live where they point
+        try:
+            needed |= {os.path.realpath(e.path) for e in os.scandir(folder) if e.is_symlink()}
+        except OSError:
+            pass
     return sorted(needed)
 
 
