@@ -270,7 +270,12 @@ def _kill_tree(pid: int) -> None:
 
 
 def _peak_rss_mb(pid: int) -> float:
+    """The peak RSS of ``pid``'s own program: 0 until it has exec'd (before, it is a copy of
+    this test process, whose pages it shares)."""
     try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f, open("/proc/self/cmdline", "rb") as me:
+            if f.read() == me.read():
+                return 0.0
         with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith("VmHWM:"):
@@ -369,7 +374,10 @@ for run in spec["runs"]:
         rows, error = None, f"{type(err).__name__}: {err}"
     runs.append({"rows": rows, "error": error, "wall": time.monotonic() - start,
                  "left": carrying(spec["token"])})
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so it would count the test
+# process that forked this one
+with open("/proc/self/status") as f:
+    peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 with open(spec["out"], "w") as f:
     json.dump({"runs": runs, "peak_rss_mb": peak}, f)
 '''
