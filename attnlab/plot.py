@@ -39,6 +39,25 @@ def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
     return ax
 
 
+def _colour_scale(w: np.ndarray, vmin: float, vmax: float | None, name: str) -> float:
+    """The top of the colour scale; an error for values the scale would clip."""
+    finite = w[np.isfinite(w)]
+    if finite.size != w.size:
+        raise ValueError(f"{name} has {w.size - finite.size} non-finite values (NaN or inf)")
+    low = float(finite.min()) if finite.size else vmin
+    high = float(finite.max()) if finite.size else vmin
+    top = max(high, vmin + 1e-12) if vmax is None else float(vmax)
+    if top <= vmin:
+        raise ValueError(f"the colour scale needs vmin < vmax, got vmin={vmin}, vmax={top}")
+    slack = 1e-6 * max(1.0, abs(top), abs(vmin))  # float round-off, e.g. a softmax's 1.0000001
+    if low < vmin - slack or high > top + slack:
+        raise ValueError(
+            f"{name} range from {low:.4g} to {high:.4g}, outside the colour scale "
+            f"[{vmin:.4g}, {top:.4g}]: pass vmin/vmax to fit them (vmax=None scales to the "
+            f"data's maximum)")
+    return top
+
+
 def heatmap(
     weights: torch.Tensor | np.ndarray,
     x_labels: Sequence[str] | None = None,
@@ -52,8 +71,14 @@ def heatmap(
     annotate: bool = False,
     fmt: str = ".2f",
     colorbar: bool = True,
+    vmin: float = 0.0,
+    vmax: float | None = 1.0,
 ) -> Axes:
     """Draw attention weights (T, S) as a heatmap: rows are queries, columns keys.
+
+    Attention weights are probabilities, so every map is drawn on the same 0-1 colour scale
+    (a pale cell means the same weight in every panel and every figure). For values that are
+    not weights, pass ``vmax=None`` to scale the colours to the data's maximum.
 
     Args:
         weights: a (T, S) tensor or array, e.g. one head of attention weights.
@@ -65,6 +90,8 @@ def heatmap(
         annotate: write each weight in its cell.
         fmt: number format for ``annotate``.
         colorbar: add a colour bar.
+        vmin, vmax: the values drawn palest and darkest; ``vmax=None`` takes the data's
+            maximum. Values outside [vmin, vmax] raise an error rather than being clipped.
 
     Shape:
         weights (T, S); len(x_labels) == S, len(y_labels) == T.
@@ -87,8 +114,9 @@ def heatmap(
         raise ValueError(f"{len(x_labels)} x_labels for S={S} columns of weights {w.shape}")
     if y_labels is not None and len(y_labels) != T:
         raise ValueError(f"{len(y_labels)} y_labels for T={T} rows of weights {w.shape}")
+    top = _colour_scale(w, vmin, vmax, "weights")
     ax = _new_axes(ax, (max(3.0, 0.5 * S + 1.5), max(2.5, 0.5 * T + 1.0)))
-    image = ax.imshow(w, cmap=cmap, vmin=0.0, vmax=max(1e-12, float(w.max())), aspect="auto")
+    image = ax.imshow(w, cmap=cmap, vmin=vmin, vmax=top, aspect="auto")
     ax.set_xticks(range(S), labels=list(x_labels) if x_labels is not None else range(S))
     ax.set_yticks(range(T), labels=list(y_labels) if y_labels is not None else range(T))
     ax.set_xlabel(xlabel)
@@ -96,7 +124,7 @@ def heatmap(
     if title:
         ax.set_title(title)
     if annotate:
-        threshold = 0.5 * float(w.max())
+        threshold = vmin + 0.5 * (top - vmin)
         for i in range(T):
             for j in range(S):
                 colour = "white" if w[i, j] > threshold else "black"
@@ -207,8 +235,12 @@ def attention_grid(
     title: str | None = None,
     size: float = 2.2,
     row_labels: Sequence[str] | None = None,
+    vmax: float | None = 1.0,
 ) -> Figure:
     """A grid of attention maps: one row per layer, one column per head.
+
+    Every panel shares one colour scale (0-1 for attention weights) and one colour bar, so
+    that panels compare at a glance.
 
     Args:
         weights: (L, H, T, S) for one example, or a sequence of L tensors
@@ -219,6 +251,7 @@ def attention_grid(
         size: inches per panel.
         row_labels: L names for the rows (default ``"layer 1"``, ``"layer 2"``, ...), e.g.
             to compare models rather than layers.
+        vmax: the top of the shared colour scale; None takes the largest value in the grid.
 
     Shape:
         weights (L, H, T, S).
@@ -230,8 +263,8 @@ def attention_grid(
         >>> import matplotlib
         >>> matplotlib.use("Agg")
         >>> fig = attention_grid(torch.softmax(torch.randn(2, 3, 4, 4), -1))
-        >>> len(fig.axes)
-        6
+        >>> len(fig.axes)  # 2 x 3 maps and their colour bar
+        7
     """
     import matplotlib.pyplot as plt
 
@@ -244,18 +277,20 @@ def attention_grid(
     if row_labels is not None and len(row_labels) != L:
         raise ValueError(f"{len(row_labels)} row_labels for L={L} rows")
     rows = list(row_labels) if row_labels is not None else [f"layer {i + 1}" for i in range(L)]
+    top = _colour_scale(w, 0.0, vmax, "weights")
     fig, axes = plt.subplots(L, H, figsize=(size * H + 0.5, size * L + 0.4), squeeze=False,
                              layout="constrained")
     for layer in range(L):
         for head in range(H):
             ax = axes[layer][head]
-            heatmap(w[layer, head], x_labels, y_labels, ax=ax, colorbar=False,
+            heatmap(w[layer, head], x_labels, y_labels, ax=ax, colorbar=False, vmax=top,
                     xlabel="" if layer < L - 1 else "keys", ylabel="" if head else "queries",
                     title=f"{rows[layer]}, head {head + 1}")
             if T > 12:
                 ax.set_yticks([])
             if S > 12:
                 ax.set_xticks([])
+    fig.colorbar(axes[0][0].images[0], ax=axes, shrink=0.8, label="attention weight")
     if title:
         fig.suptitle(title)
     return fig

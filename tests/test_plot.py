@@ -55,15 +55,43 @@ def test_bar_errors():
 def test_attention_grid_has_one_panel_per_layer_and_head():
     w = torch.softmax(torch.randn(2, 3, 4, 5), -1)
     fig = attention_grid(w, list("abcde"), list("wxyz"), title="maps")
-    assert len(fig.axes) == 6
+    assert len(fig.axes) == 7  # six maps and one colour bar
     np.testing.assert_allclose(fig.axes[4].images[0].get_array(), w[1, 1].numpy(), rtol=1e-6)
     assert fig.axes[4].get_title() == "layer 2, head 2"
     fig = attention_grid([w[0], w[1]], row_labels=["model A", "model B"])
-    assert len(fig.axes) == 6 and fig.axes[3].get_title() == "model B, head 1"
+    assert len(fig.axes) == 7 and fig.axes[3].get_title() == "model B, head 1"
     with pytest.raises(ValueError, match="1 row_labels for L=2"):
         attention_grid(w, row_labels=["x"])
     with pytest.raises(ValueError, match=r"\(L, H, T, S\), got shape \(3, 4, 5\)"):
         attention_grid(w[0])
+
+
+def test_every_map_shares_the_0_1_scale_and_a_grid_has_one_colour_bar():
+    # two heads, one peaked and one flat: drawn on their own maxima both would look as dark
+    peaked = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
+    flat = torch.full((2, 2), 0.5)
+    for w in (peaked, flat):
+        assert heatmap(w).images[0].get_clim() == (0.0, 1.0)
+    fig = attention_grid(torch.stack([peaked, flat])[None])
+    maps, bars = fig.axes[:2], fig.axes[2:]
+    assert [ax.images[0].get_clim() for ax in maps] == [(0.0, 1.0)] * 2
+    assert len(bars) == 1 and bars[0].get_ylabel() == "attention weight"
+    # values that are not weights: scaled to the data on request, refused otherwise
+    scores = torch.tensor([[0.0, 3.0], [1.0, 2.0]])
+    assert heatmap(scores, vmax=None).images[0].get_clim() == (0.0, 3.0)
+    with pytest.raises(ValueError, match=r"range from 0 to 3, outside the colour scale \[0, 1\]"):
+        heatmap(scores)
+    with pytest.raises(ValueError, match="outside the colour scale"):
+        heatmap(-scores, vmax=None)
+    assert heatmap(-scores, vmin=-3.0, vmax=0.0).images[0].get_clim() == (-3.0, 0.0)
+    with pytest.raises(ValueError, match="vmin < vmax"):
+        heatmap(peaked, vmin=1.0, vmax=1.0)
+    grid = attention_grid((scores / 2)[None, None], vmax=None)
+    assert grid.axes[0].images[0].get_clim() == (0.0, 1.5)
+    with pytest.raises(ValueError, match="outside the colour scale"):
+        attention_grid(scores[None, None])
+    # round-off above 1 (a softmax can sum to 1.0000001) is not an error
+    assert heatmap(torch.tensor([[1.0 + 1e-7]])).images[0].get_clim() == (0.0, 1.0)
 
 
 def test_alignment_labels_source_and_output():
