@@ -1,7 +1,8 @@
 r"""Ranking metrics for recommendation: the rank of the held-out item, HR@k and NDCG@k.
 
 And :func:`exact_match`, the fraction of output strings that equal their targets (a
-translation, a transcription, a sum).
+translation, a transcription, a sum); :func:`accuracy`, the fraction of predicted labels
+that equal their targets, and :func:`model_accuracy`, the same for a model's outputs.
 
 A recommender scores every candidate item; the evaluation holds out one item
 per user (the *target*) and asks where it lands in the ranking. With the
@@ -29,10 +30,12 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
+from torch import nn
 
 from attnlab._validate import shape_str
 
-__all__ = ["target_ranks", "hit_rate_at_k", "ndcg_at_k", "exact_match"]
+__all__ = ["target_ranks", "hit_rate_at_k", "ndcg_at_k", "exact_match", "accuracy",
+           "model_accuracy"]
 
 Reduction = Literal["mean", "none"]
 
@@ -158,3 +161,83 @@ def exact_match(predictions: Sequence[str], targets: Sequence[str]) -> float:
         raise ValueError(f"need as many predictions as targets, and at least one; got "
                          f"{len(predictions)} and {len(targets)}")
     return sum(p == t for p, t in zip(predictions, targets)) / len(targets)
+
+
+def accuracy(predictions: torch.Tensor, targets: torch.Tensor, *,
+             ignore_index: int | None = None) -> float:
+    """The fraction of predictions that equal their targets: labels, or the argmax of scores.
+
+    ``predictions`` holds either one label per target (the same shape as
+    ``targets``) or a score for each of K classes (one more dimension, last);
+    scores are turned into labels with ``argmax(-1)``, the first of tied
+    maxima. Targets equal to ``ignore_index`` (e.g. padding) are left out.
+
+    Args:
+        predictions: labels (...) or scores (..., K).
+        targets: integer labels (...).
+        ignore_index: a target value that is not counted, or None.
+
+    Shape:
+        predictions (...) or (..., K), targets (...) -> a Python float in [0, 1].
+
+    Example:
+        >>> scores = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])  # (4, K=2)
+        >>> accuracy(scores, torch.tensor([1, 1, 1, 0]))             # labels 1, 0, 1, 0
+        0.75
+        >>> accuracy(torch.tensor([[3, 1, 0]]), torch.tensor([[3, 2, -100]]), ignore_index=-100)
+        0.5
+    """
+    for name, t in (("predictions", predictions), ("targets", targets)):
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"{name} must be a tensor, got {type(t).__name__}")
+    if targets.dtype.is_floating_point or targets.dtype.is_complex or targets.dtype == torch.bool:
+        raise ValueError(f"targets must hold integer labels, got dtype {targets.dtype}")
+    if predictions.dim() == targets.dim() + 1 and predictions.shape[:-1] == targets.shape:
+        if predictions.shape[-1] == 0:
+            raise ValueError(f"scores {shape_str(predictions)} have no class to choose")
+        predictions = predictions.argmax(-1)  # (...)
+    elif predictions.shape != targets.shape:
+        scores = "(" + "".join(f"{n}, " for n in targets.shape) + "K)"
+        raise ValueError(f"predictions must be labels {shape_str(targets)} or scores {scores} "
+                         f"for targets {shape_str(targets)}, got {shape_str(predictions)}")
+    elif predictions.is_floating_point():
+        raise ValueError(f"predictions of the targets' shape must be integer labels, got dtype "
+                         f"{predictions.dtype} (scores need a last dimension of K classes)")
+    if ignore_index is not None:
+        kept = targets != ignore_index
+        predictions, targets = predictions[kept], targets[kept]  # (N,): the counted ones
+    if targets.numel() == 0:
+        raise ValueError("accuracy needs at least one target"
+                         + ("" if ignore_index is None else f" not equal to {ignore_index}"))
+    return (predictions == targets).float().mean().item()
+
+
+def model_accuracy(model: nn.Module, inputs: torch.Tensor | Sequence[torch.Tensor],
+                   targets: torch.Tensor, *, ignore_index: int | None = None) -> float:
+    """The :func:`accuracy` of ``model(*inputs)``, computed without gradients.
+
+    The model is called once on the whole set, in whatever mode it is in
+    (call ``model.eval()`` first if dropout should be off); its output holds a
+    score for each class, last.
+
+    Args:
+        model: maps ``inputs`` to scores (..., K).
+        inputs: one tensor, or a tuple of tensors passed as ``model(*inputs)``.
+        targets: integer labels (...).
+        ignore_index: a target value that is not counted, or None.
+
+    Shape:
+        model(*inputs) (..., K), targets (...) -> a Python float in [0, 1].
+
+    Example:
+        >>> model = nn.Linear(2, 2)
+        >>> _ = model.weight.data.copy_(torch.eye(2)), model.bias.data.zero_()
+        >>> model_accuracy(model, torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]))
+        0.5
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
+    args = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
+    with torch.no_grad():
+        scores = model(*args)
+    return accuracy(scores, targets, ignore_index=ignore_index)

@@ -7,7 +7,13 @@ import math
 import pytest
 import torch
 
-from attnlab.metrics import hit_rate_at_k, ndcg_at_k, target_ranks
+from attnlab.metrics import (
+    accuracy,
+    hit_rate_at_k,
+    model_accuracy,
+    ndcg_at_k,
+    target_ranks,
+)
 
 
 def naive_ranks(scores: torch.Tensor, targets: torch.Tensor) -> list[int]:
@@ -94,3 +100,57 @@ def test_clear_errors():
         hit_rate_at_k(s, t, k=0)
     with pytest.raises(ValueError, match="reduction must be"):
         ndcg_at_k(s, t, k=2, reduction="sum")
+
+
+def test_accuracy_of_labels_and_of_scores_against_a_loop():
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randn(5, 7, 4, generator=gen)                 # (B, T, K)
+    targets = torch.randint(0, 4, (5, 7), generator=gen)         # (B, T)
+    labels = scores.argmax(-1)
+    by_hand = sum(int(p == t) for p, t in zip(labels.flatten().tolist(),
+                                              targets.flatten().tolist())) / targets.numel()
+    assert accuracy(scores, targets) == pytest.approx(by_hand)
+    assert accuracy(labels, targets) == accuracy(scores, targets)
+    assert accuracy(targets, targets) == 1.0 and accuracy((targets + 1) % 4, targets) == 0.0
+
+
+def test_accuracy_leaves_out_the_ignored_targets():
+    predictions = torch.tensor([[1, 2, 3, 0]])
+    targets = torch.tensor([[1, 0, -100, -100]])
+    assert accuracy(predictions, targets, ignore_index=-100) == 0.5
+    assert accuracy(predictions, targets) == 0.25
+    with pytest.raises(ValueError, match="at least one target not equal to -100"):
+        accuracy(predictions, torch.full((1, 4), -100), ignore_index=-100)
+
+
+@pytest.mark.parametrize("predictions, targets, message", [
+    (torch.zeros(3, 2), torch.zeros(4, dtype=torch.long), r"scores \(4, K\) .* got \(3, 2\)"),
+    (torch.zeros(3), torch.zeros(3, dtype=torch.long), "must be integer labels"),
+    (torch.zeros(3, 2), torch.zeros(3), "targets must hold integer labels"),
+    (torch.zeros(3, 0), torch.zeros(3, dtype=torch.long), "no class"),
+    ([1, 2], torch.zeros(2, dtype=torch.long), "predictions must be a tensor"),
+])
+def test_accuracy_names_what_is_wrong(predictions, targets, message):
+    with pytest.raises(ValueError, match=message):
+        accuracy(predictions, targets)
+
+
+def test_model_accuracy_calls_the_model_without_gradients_on_one_or_more_inputs():
+    class Sum(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, a, b=None):
+            out = self.scale * (a if b is None else a + b)           # (N, K)
+            assert out.requires_grad is False                        # no graph is built
+            return out
+
+    a = torch.tensor([[2.0, 0.0, 1.0], [0.0, 0.0, 3.0]])
+    b = torch.tensor([[0.0, 5.0, 0.0], [0.0, 0.0, 0.0]])
+    targets = torch.tensor([0, 2])
+    model = Sum()
+    assert model_accuracy(model, a, targets) == 1.0
+    assert model_accuracy(model, (a, b), targets) == 0.5            # row 0 now says 1
+    with pytest.raises(ValueError, match="model must be an nn.Module"):
+        model_accuracy(lambda x: x, a, targets)
