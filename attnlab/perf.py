@@ -1,4 +1,11 @@
-"""Measuring speed: FLOPs per token, model FLOPs utilisation (MFU), peak memory.
+"""Measuring: time, peak memory, the operators a computation runs, FLOP/s and MFU.
+
+The book's one home for measuring. :func:`best_time` (over
+:func:`time_calls`) times a call, waiting for the device; :func:`device_name`
+and :func:`sync` name and wait for a device; :func:`peak_memory_during`
+measures the memory a call adds, on the CPU or a GPU; :class:`DispatchLog`
+records every operator PyTorch runs and the bytes it returns;
+:class:`MemoryTraffic` counts the bytes a kernel moves to and from main memory.
 
 MFU is the fraction of a device's peak arithmetic that a training run turns
 into model FLOPs: ``tokens_per_second * flops_per_token / peak_flops``. For a
@@ -12,6 +19,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import platform
 import resource
 import subprocess
 import sys
@@ -19,13 +27,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from attnlab.models import GPT, GPTConfig
+if TYPE_CHECKING:
+    from attnlab.models import GPT, GPTConfig
 
 __all__ = [
+    "sync",
+    "time_calls",
+    "best_time",
+    "DispatchLog",
     "gpt_flops_per_token",
     "peak_flops",
     "measured_matmul_flops",
@@ -52,38 +65,226 @@ _PEAK_BF16_TFLOPS: list[tuple[tuple[str, ...], float]] = [
 ]
 
 
-def gpt_flops_per_token(model: GPT, T: int | None = None) -> float:
-    """Training FLOPs per token of a :class:`attnlab.models.GPT`: ``6 N + 12 L C T``.
+def sync(device: torch.device | str | None = None) -> None:
+    """Wait until ``device`` has finished the work queued on it (CUDA, MPS; the CPU never waits).
 
-    N counts every parameter that takes part in a matrix product: the token
-    embedding is counted once, as the tied output layer; a learned position
-    table is a lookup and is left out.
-
-    Args:
-        model: the GPT.
-        T: the sequence length trained on (default: ``block_size``).
+    GPU kernels run asynchronously: a timer read without waiting measures
+    only the time to *queue* the work.
 
     Example:
-        >>> from attnlab.models import GPTConfig
+        >>> sync("cpu")  # nothing to wait for
+    """
+    device = torch.device("cpu" if device is None else device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+_CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter,
+                                           "process": time.process_time}
+
+
+def time_calls(fn: Callable[..., Any], *args: Any, repeats: int = 5, warmup: int = 1,
+               device: torch.device | str | None = None, clock: str = "wall",
+               threads: int | None = None, setup: Callable[[], Any] | None = None
+               ) -> list[float]:
+    """Seconds of each of ``repeats`` calls ``fn(*args)``, after ``warmup`` untimed calls.
+
+    The one timer of the book: :func:`best_time` takes the fastest of these.
+    Each timed call starts and ends with :func:`sync` on ``device``, so that a
+    GPU's queued work is inside the measurement.
+
+    Args:
+        fn: what to time; its result is discarded.
+        args: its positional arguments.
+        repeats: timed calls, at least 1.
+        warmup: untimed calls first (caches, allocators, kernel selection), at least 0.
+        device: the device to wait for (default: the CPU, nothing to wait for).
+        clock: ``"wall"`` (``time.perf_counter``) or ``"process"``
+            (``time.process_time``: the CPU seconds of this process, which other
+            programs on a shared machine disturb less; CPU work only).
+        threads: run with this many PyTorch threads (restored afterwards); None
+            keeps the current setting.
+        setup: called before each call, outside the timed span (e.g. clearing gradients).
+
+    Returns:
+        ``repeats`` durations in seconds, in the order they were measured.
+
+    Example:
+        >>> times = time_calls(torch.ones, 1000, repeats=3)
+        >>> len(times), all(t > 0 for t in times)
+        (3, True)
+    """
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be an integer >= 0, got {warmup!r}")
+    if clock not in _CLOCKS:
+        raise ValueError(f"clock must be one of {sorted(_CLOCKS)}, got {clock!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    device = torch.device("cpu" if device is None else device)
+    if clock == "process" and device.type != "cpu":
+        raise ValueError("clock='process' counts this process's CPU time: it cannot time work "
+                         f"on {device.type}; use clock='wall'")
+    now = _CLOCKS[clock]
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    times = []
+    try:
+        for _ in range(warmup):
+            if setup is not None:
+                setup()
+            fn(*args)
+        for _ in range(repeats):
+            if setup is not None:
+                setup()
+            sync(device)
+            start = now()
+            fn(*args)
+            sync(device)
+            times.append(now() - start)
+    finally:
+        torch.set_num_threads(before)
+    return times
+
+
+def best_time(fn: Callable[..., Any], *args: Any, repeats: int = 5, warmup: int = 1,
+              device: torch.device | str | None = None, clock: str = "wall",
+              threads: int | None = None) -> float:
+    """Seconds of the fastest of ``repeats`` calls ``fn(*args)``, after ``warmup`` calls.
+
+    The fastest, not the mean: other work on the machine can only slow a call
+    down, so the best call is the closest to what the code itself costs.
+    The arguments are those of :func:`time_calls`.
+
+    Example:
+        >>> a = torch.randn(64, 64)
+        >>> t = best_time(torch.matmul, a, a, repeats=3)
+        >>> 0 < t < 1
+        True
+        >>> best_time(torch.matmul, a, a, repeats=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: repeats must be a positive integer, got 0
+    """
+    return min(time_calls(fn, *args, repeats=repeats, warmup=warmup, device=device,
+                          clock=clock, threads=threads))
+
+
+class DispatchLog:
+    """Record every PyTorch operator run inside ``with DispatchLog() as log:``.
+
+    A ``TorchDispatchMode`` (PyTorch's hook below autograd, in the internal
+    module ``torch.utils._python_dispatch``) sees each ATen operator as it
+    runs. The log keeps, for each call, the operator's name (``"mm"``,
+    ``"softmax"``, ...) and the bytes of the largest tensor it returned, so
+    that it answers two questions: which operators ran, and how large the
+    largest intermediate tensor was.
+
+    Attributes:
+        calls: ``[(operator name, bytes of its largest output tensor)]`` in order.
+
+    Example:
+        >>> a = torch.ones(8, 4)
+        >>> with DispatchLog() as log:
+        ...     b = (a @ a.T).softmax(-1)      # (8, 4) @ (4, 8) -> (8, 8)
+        >>> log.names()
+        ['permute', 'mm', '_softmax']
+        >>> log.largest(), log.count("mm", "bmm")
+        (256, 1)
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self._mode: Any = None
+
+    def _record(self, func: Any, args: tuple, kwargs: dict | None) -> Any:
+        from torch.utils._pytree import tree_flatten
+
+        out = func(*args, **(kwargs or {}))
+        sizes = [t.numel() * t.element_size() for t in tree_flatten(out)[0]
+                 if isinstance(t, torch.Tensor)]
+        self.calls.append((func.overloadpacket.__name__, max(sizes, default=0)))
+        return out
+
+    def names(self) -> list[str]:
+        """The operators' names, in the order they ran."""
+        return [name for name, _ in self.calls]
+
+    def largest(self) -> int:
+        """Bytes of the largest tensor any operator returned (0 if none ran)."""
+        return max((size for _, size in self.calls), default=0)
+
+    def count(self, *names: str) -> int:
+        """How many calls ran one of the operators ``names`` (e.g. ``"mm", "bmm"``)."""
+        return sum(name in names for name, _ in self.calls)
+
+    def __enter__(self) -> DispatchLog:
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        log = self
+
+        class _Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+                return log._record(func, args, kwargs)
+
+        self._mode = _Mode()
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._mode.__exit__(*exc)
+
+
+def gpt_flops_per_token(model: GPT, T: int | None = None) -> float:
+    """Training FLOPs per token of a GPT: :meth:`attnlab.models.GPT.flops_per_token`.
+
+    Kept for the callers written before the count moved onto the model.
+
+    Example:
+        >>> from attnlab.models import GPT, GPTConfig
         >>> m = GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_embd=16, n_head=2))
-        >>> gpt_flops_per_token(m) == 6 * (sum(p.numel() for p in m.parameters()) - 8 * 16) \\
-        ...     + 12 * 1 * 16 * 8
+        >>> gpt_flops_per_token(m, T=4) == m.flops_per_token(4)
         True
     """
-    c = model.config
-    T = c.block_size if T is None else T
-    n = sum(p.numel() for p in model.parameters())
-    if c.positional == "learned":
-        n -= c.block_size * c.n_embd
-    return 6.0 * n + 12.0 * c.n_layer * c.n_embd * T
+    return model.flops_per_token(T)
 
 
-def device_name(device: torch.device | str) -> str:
-    """A readable name: the GPU's model, ``"Apple MPS"`` or ``"CPU"``."""
+def device_name(device: torch.device | str, detail: bool = False) -> str:
+    """A readable name: the GPU's model, ``"Apple MPS"`` or ``"CPU"``.
+
+    Args:
+        device: the device.
+        detail: for the CPU, add the processor's model and PyTorch's thread
+            count, e.g. ``"CPU (AMD EPYC 7B13, 2 threads)"``.
+
+    Example:
+        >>> device_name("cpu")
+        'CPU'
+        >>> device_name("cpu", detail=True).startswith("CPU (")
+        True
+    """
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return "Apple MPS" if device.type == "mps" else "CPU"
+    if device.type == "mps":
+        return "Apple MPS"
+    if not detail:
+        return "CPU"
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"CPU ({name}, {torch.get_num_threads()} threads)"
 
 
 def peak_flops(device: torch.device | str, dtype: torch.dtype = torch.bfloat16) -> float | None:
@@ -122,10 +323,10 @@ def _best_matmul_flops(device: torch.device, dtype: torch.dtype, m: int, k: int,
     b = torch.randn(k, n, device=device, dtype=dtype)
     best = float("inf")
     for i in range(repeat + 1):  # the first call is a warm-up
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         a @ b
-        _sync(device)
+        sync(device)
         if i:
             best = min(best, time.perf_counter() - start)
     return 2.0 * m * k * n / best
@@ -167,13 +368,6 @@ def measured_peak_flops(device: torch.device | str, dtype: torch.dtype = torch.f
     best = max(by_shape, key=by_shape.__getitem__)
     return {"flops": by_shape[best], "shape": tuple(int(x) for x in best.split("x")),
             "by_shape": by_shape}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def reset_peak_memory(device: torch.device | str) -> None:
@@ -348,6 +542,8 @@ class MemoryTraffic:
 
 
 def _gpt_step_child(spec_json: str) -> None:
+    from attnlab.models import GPT, GPTConfig
+
     spec = json.loads(spec_json)
     config = GPTConfig(**spec["config"])
     device = torch.device(spec["device"])

@@ -97,3 +97,94 @@ def test_gpt_step_memory_grows_with_the_batch():
     c = GPTConfig(vocab_size=16, block_size=16, n_layer=1, n_embd=64, n_head=2)
     small, large = (gpt_step_memory(c, b, 15)["peak_bytes"] for b in (8, 512))
     assert 0 < small < large  # activations grow with the batch
+
+
+def test_flops_per_token_lives_on_the_model_and_rejects_bad_lengths():
+    model = GPT(GPTConfig(vocab_size=20, block_size=10, n_layer=2, n_embd=32, n_head=4))
+    assert model.flops_per_token(7) == gpt_flops_per_token(model, T=7)
+    assert model.flops_per_token(8) - model.flops_per_token(7) == 12 * 2 * 32
+    with pytest.raises(ValueError, match="T must be a positive integer"):
+        model.flops_per_token(0)
+
+
+def test_best_time_is_the_fastest_call_after_the_warm_up(monkeypatch):
+    from attnlab import perf
+
+    durations = iter([5.0, 3.0, 4.0])
+    now = [0.0]
+
+    def fake_clock():
+        return now[0]
+
+    def fn():
+        now[0] += next(durations)
+
+    monkeypatch.setitem(perf._CLOCKS, "wall", fake_clock)
+    calls = []
+    assert perf.time_calls(fn, repeats=2, warmup=1, setup=lambda: calls.append(1)) == [3.0, 4.0]
+    assert len(calls) == 3  # setup before the warm-up call and each timed call
+    durations = iter([9.0, 2.0, 6.0, 1.0])
+    assert perf.best_time(fn, repeats=3, warmup=1) == 1.0
+
+
+def test_best_time_waits_for_the_device_and_restores_threads(monkeypatch):
+    from attnlab import perf
+
+    synced = []
+    monkeypatch.setattr(perf, "sync", lambda device=None: synced.append(str(device)))
+    threads = torch.get_num_threads()
+    seen = []
+    perf.time_calls(lambda: seen.append(torch.get_num_threads()), repeats=2, warmup=0,
+                    device="cuda", threads=1)
+    assert synced == ["cuda"] * 4  # before and after each timed call
+    assert seen == [1, 1] and torch.get_num_threads() == threads
+
+
+def test_process_clock_counts_cpu_time_not_sleep():
+    import time
+
+    from attnlab.perf import best_time
+
+    assert best_time(time.sleep, 0.05, repeats=1, warmup=0) >= 0.05
+    assert best_time(time.sleep, 0.05, repeats=1, warmup=0, clock="process") < 0.02
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"repeats": 0}, "repeats must be a positive integer"),
+    ({"repeats": 2.0}, "repeats must be a positive integer"),
+    ({"warmup": -1}, "warmup must be an integer >= 0"),
+    ({"clock": "cpu"}, "clock must be one of"),
+    ({"threads": 0}, "threads must be a positive integer"),
+    ({"clock": "process", "device": "cuda"}, "cannot time work on cuda"),
+])
+def test_timer_rejects_bad_arguments(kwargs, message):
+    from attnlab.perf import best_time
+
+    with pytest.raises(ValueError, match=message):
+        best_time(lambda: None, **kwargs)
+
+
+def test_dispatch_log_records_names_and_the_largest_output():
+    from attnlab.perf import DispatchLog
+
+    q, k = torch.randn(16, 8), torch.randn(32, 8)
+    with DispatchLog() as log:
+        w = torch.softmax(q @ k.T, dim=-1)  # (16, 32)
+        values, _ = w.max(-1)  # a tuple of two tensors
+    assert log.count("mm") == 1 and "_softmax" in log.names() and "max" in log.names()
+    assert log.largest() == 16 * 32 * 4
+    assert dict(log.calls)["max"] == 16 * 8  # the largest of the pair: the int64 indices
+    with DispatchLog() as empty:
+        pass
+    assert empty.calls == [] and empty.largest() == 0
+    # outside the block nothing is recorded
+    torch.ones(3) + 1
+    assert log.count("add") == 0
+
+
+def test_device_name_of_the_cpu():
+    from attnlab.perf import device_name
+
+    assert device_name("cpu") == "CPU"
+    detailed = device_name(torch.device("cpu"), detail=True)
+    assert detailed.startswith("CPU (") and f"{torch.get_num_threads()} threads" in detailed

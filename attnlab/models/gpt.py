@@ -97,6 +97,34 @@ class GPT(nn.Module):
             x = block(x, causal=True, cache=None if caches is None else caches[i])
         return self.head(self.norm(x))  # (B, T, V)
 
+    def flops_per_token(self, T: int | None = None) -> float:
+        """Training FLOPs per token: ``6 N + 12 L C T`` (Chowdhery et al. 2022, appendix B).
+
+        ``6 N`` for the weight matrices (2 N forward, 4 N backward), where N
+        counts every parameter that takes part in a matrix product: the token
+        embedding once, as the tied output layer; a learned position table is
+        a lookup and is left out. ``12 L C T`` for the attention scores and
+        their weighted sums. Divided by a step's seconds per token and the
+        device's peak FLOP/s, it gives the MFU (:mod:`attnlab.perf`).
+
+        Args:
+            T: the sequence length trained on (default: ``block_size``).
+
+        Example:
+            >>> m = GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_embd=16, n_head=2))
+            >>> n = sum(p.numel() for p in m.parameters()) - 8 * 16   # less the position table
+            >>> m.flops_per_token() == 6 * n + 12 * 1 * 16 * 8
+            True
+        """
+        c = self.config
+        T = c.block_size if T is None else T
+        if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+            raise ValueError(f"T must be a positive integer, got {T!r}")
+        n = sum(p.numel() for p in self.parameters())
+        if c.positional == "learned":
+            n -= c.block_size * c.n_embd
+        return 6.0 * n + 12.0 * c.n_layer * c.n_embd * T
+
     def new_caches(self) -> list[KVCache]:
         """One empty key/value cache per layer."""
         return [KVCache() for _ in self.blocks]
