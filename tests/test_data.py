@@ -123,3 +123,28 @@ def test_random_rows_draws_the_same_rows_of_every_tensor_as_the_loop_would():
         random_rows(x, batch_size=0)
     with pytest.raises(ValueError, match="one or more tensors"):
         random_rows(batch_size=2)
+
+
+def test_random_rows_cuts_padded_sequences_to_the_batch_s_longest():
+    from attnlab.data import random_rows
+
+    gen = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 9, (50,), generator=gen)                  # (N,)
+    ids = torch.zeros(50, 12, dtype=torch.long)                           # (N, L): 0 = padding
+    for i, n in enumerate(lengths.tolist()):
+        ids[i, :n] = torch.randint(1, 5, (n,), generator=gen)
+    labels = torch.arange(50)
+    batch_fn = random_rows(ids, lengths, labels, batch_size=6, padded=0, lengths=1)
+    for seed in range(20):
+        b_ids, b_lengths, b_labels = batch_fn(seed, torch.Generator().manual_seed(seed))
+        rows = torch.randint(0, 50, (6,), generator=torch.Generator().manual_seed(seed))
+        longest = int(lengths[rows].max())
+        assert b_ids.shape == (6, longest) and longest < 12
+        assert torch.equal(b_ids, ids[rows, :longest]) and (ids[rows, longest:] == 0).all()
+        assert torch.equal(b_lengths, lengths[rows]) and torch.equal(b_labels, labels[rows])
+    with pytest.raises(ValueError, match="give padded and lengths together"):
+        random_rows(ids, lengths, batch_size=2, padded=0)
+    with pytest.raises(ValueError, match="lengths must index one of the 2 tensors, got 2"):
+        random_rows(ids, lengths, batch_size=2, padded=0, lengths=2)
+    with pytest.raises(ValueError, match=r"lengths their lengths \(N,\), got \(50,\) and"):
+        random_rows(lengths, ids, batch_size=2, padded=0, lengths=1)
