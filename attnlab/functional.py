@@ -41,6 +41,7 @@ __all__ = [
     "additive_scores",
     "general_scores",
     "attention",
+    "naive_attention",
     "kv_groups",
 ]
 
@@ -444,6 +445,33 @@ def attention(
     dropped = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
     out = dropped @ v  # (..., T, S) @ (..., S, Dv) -> (..., T, Dv)
     return out, weights
+
+
+def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    r"""Attention written out: :math:`\operatorname{softmax}(Q K^\top / \sqrt{D})\, V`.
+
+    The textbook formula with nothing else: no mask, no checks, and the
+    (T, S) scores and weights materialised in memory. It is the baseline that
+    fused and efficient implementations are timed and measured against
+    (:mod:`attnlab.bench`); :func:`attention` is the function to use. In
+    bf16 or fp16 the softmax runs in fp32, as the fused kernels' does.
+
+    Args:
+        q: queries (..., T, D).
+        k: keys (..., S, D).
+        v: values (..., S, Dv).
+
+    Shape:
+        q (..., T, D), k (..., S, D), v (..., S, Dv) -> (..., T, Dv).
+
+    Example:
+        >>> q, k, v = torch.randn(2, 5, 8), torch.randn(2, 7, 8), torch.randn(2, 7, 3)
+        >>> torch.allclose(naive_attention(q, k, v), attention(q, k, v), atol=1e-6)
+        True
+    """
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (..., T, D) @ (..., D, S)
+    weights = torch.softmax(scores.float(), dim=-1).to(v.dtype)  # (..., T, S)
+    return weights @ v  # (..., T, S) @ (..., S, Dv) -> (..., T, Dv)
 
 
 def kv_groups(q: torch.Tensor, k: torch.Tensor) -> int:

@@ -500,3 +500,17 @@ def test_grouped_query_errors_name_the_heads():
         attention(q, torch.randn(1, 2, 3, 8), torch.randn(1, 3, 3, 8))
     with pytest.raises(ValueError, match=r"leading \(batch, head\) dimensions"):
         attention(torch.randn(2, 4, 3, 8), torch.randn(1, 2, 3, 8), torch.randn(1, 2, 3, 8))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_naive_attention_equals_sdpa_and_keeps_the_dtype(dtype):
+    from attnlab.functional import naive_attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, n, 16, generator=g).to(dtype) for n in (5, 9, 9))
+    out = naive_attention(q, k, v)  # (2, 3, 5, 16)
+    assert out.dtype == dtype and out.shape == (2, 3, 5, 16)
+    ref = F.scaled_dot_product_attention(q.double(), k.double(), v.double())
+    tol = 2e-2 if dtype == torch.bfloat16 else 1e-5
+    torch.testing.assert_close(out.double(), ref, atol=tol, rtol=tol)
+    assert not torch.allclose(naive_attention(q, k.flip(-2), v).double(), ref, atol=tol)
