@@ -148,3 +148,42 @@ def test_random_rows_cuts_padded_sequences_to_the_batch_s_longest():
         random_rows(ids, lengths, batch_size=2, padded=0, lengths=2)
     with pytest.raises(ValueError, match=r"lengths their lengths \(N,\), got \(50,\) and"):
         random_rows(lengths, ids, batch_size=2, padded=0, lengths=1)
+
+
+def test_shift_task_loss_and_accuracy():
+    from torch import nn
+
+    from attnlab.data import SHIFT, shift_accuracy, shift_loss, shift_task
+
+    x, y = shift_task(50, 12, torch.Generator().manual_seed(0), vocab=5, shift=3)
+    assert x.shape == y.shape == (50, 12) and int(x.max()) < 5 and int(x.min()) >= 0
+    assert torch.equal(y[:, 3:], x[:, :-3])
+    x2, _ = shift_task(50, 12, torch.Generator().manual_seed(0), vocab=5, shift=3)
+    assert torch.equal(x, x2)                                      # seeded: the same data
+
+    class Copy(nn.Module):                                         # scores: x[t - lag]
+        def __init__(self, lag):
+            super().__init__()
+            self.lag = lag
+
+        def forward(self, ids, mask=None):
+            self.mask = mask
+            return 5.0 * nn.functional.one_hot(ids.roll(self.lag, dims=1), 16).float()
+
+    x, y = shift_task(40, 10, torch.Generator().manual_seed(1))
+    assert shift_accuracy(Copy(SHIFT), x, y) == 1.0
+    wrong = shift_accuracy(Copy(SHIFT + 1), x, y)
+    assert wrong == ((x.roll(SHIFT + 1, 1) == y)[:, SHIFT:]).float().mean().item() < 0.2
+    model, mask = Copy(SHIFT), torch.ones(10, 10, dtype=torch.bool)
+    shift_accuracy(model, x, y, mask)
+    assert model.mask is mask                                      # passed on to the model
+    scores = Copy(SHIFT)(x)
+    expected = nn.functional.cross_entropy(scores[:, SHIFT:].reshape(-1, 16),
+                                           y[:, SHIFT:].reshape(-1))
+    assert torch.equal(shift_loss(Copy(SHIFT), (x, y)), expected)
+    with pytest.raises(ValueError, match="need T > shift"):
+        shift_task(4, 2, torch.Generator())
+    with pytest.raises(ValueError, match="shift must be a positive integer, got 0"):
+        shift_loss(Copy(SHIFT), (x, y), shift=0)
+    with pytest.raises(ValueError, match="vocab must be a positive integer"):
+        shift_task(4, 8, torch.Generator(), vocab=0)

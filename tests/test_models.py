@@ -116,3 +116,28 @@ def test_attention_adds_parameters_only_for_the_scorer():
     c = Seq2SeqConfig(src_vocab=10, tgt_vocab=9)
     extra = count_parameters(AttentionSeq2Seq(c)) - count_parameters(Seq2Seq(c))
     assert extra == 2 * c.hidden_dim * c.attention_dim + c.attention_dim
+
+
+def test_shift_model_positions_window_and_errors():
+    from attnlab.models import ShiftModel
+
+    ids = torch.randint(0, 16, (3, 12), generator=torch.Generator().manual_seed(0))
+    perm = torch.randperm(12, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        for positions in ("none", "sinusoidal", "learned", "rotary"):
+            torch.manual_seed(0)
+            model = ShiftModel(positions, max_len=16)
+            out = model(ids)
+            assert out.shape == (3, 12, 16)
+            moved = torch.allclose(model(ids[:, perm]), out[:, perm], atol=1e-5)
+            assert moved == (positions == "none")     # only positions break the symmetry
+        w = ShiftModel("rotary", window=2).attention(ids)                  # (B, H, T, S)
+        far = (torch.arange(12)[:, None] - torch.arange(12)[None, :]).abs() > 2
+        assert w.shape == (3, 2, 12, 12) and (w[..., far] == 0).all()
+        torch.testing.assert_close(w.sum(-1), torch.ones(3, 2, 12))
+        with pytest.raises(ValueError, match="exceed max_len=16"):
+            ShiftModel("learned", max_len=16)(torch.zeros(1, 17, dtype=torch.long))
+    with pytest.raises(ValueError, match="positions must be one of"):
+        ShiftModel("absolute")
+    with pytest.raises(ValueError, match="window must be None or an integer >= 0"):
+        ShiftModel("rotary", window=-1)

@@ -15,7 +15,9 @@ Modules:
   string of symbols;
 - :mod:`attnlab.data.addition` -- :func:`addition_task`: ``"123+45=168"``, a language for a
   decoder-only model;
-- :mod:`attnlab.data.batching` -- :func:`batches` of shuffled indices;
+- :mod:`attnlab.data.shift` -- :func:`shift_task`: output the token two places back, with
+  its loss and accuracy;
+- :mod:`attnlab.data.batching` -- :func:`batches` of shuffled indices, :func:`random_rows`;
 - the application chapters' data: :mod:`attnlab.data.digits`, :mod:`attnlab.data.reviews`,
   :mod:`attnlab.data.sessions`, :mod:`attnlab.data.keypad`, :mod:`attnlab.data.series`,
   :mod:`attnlab.data.dna`, :mod:`attnlab.data.vqa`.
@@ -93,6 +95,7 @@ from attnlab.data.sessions import (
     next_item_probs,
     sessions_task,
 )
+from attnlab.data.shift import SHIFT, SHIFT_VOCAB, shift_accuracy, shift_loss, shift_task
 from attnlab.data.symbols import reversal_task, sorting_task
 from attnlab.data.tasks import LanguageTask, Seq2SeqTask, TextPairs
 from attnlab.data.tokenizer import CharTokenizer
@@ -122,5 +125,6 @@ __all__ = [
     "ForecastTask", "forecasting_task", "DNASplit", "DNATask", "dna_task", "GrammarSplit",
     "GrammarTask", "grammar_task", "motif_pwm", "window_distances", "site_mask", "CONSENSUS",
     "PARTNER", "DECOY_KINDS", "QUESTION_KINDS", "Question", "all_questions", "question_vocab",
-    "VQASplit", "VQATask", "vqa_task", "question_prior_accuracy",
+    "VQASplit", "VQATask", "vqa_task", "question_prior_accuracy", "SHIFT", "SHIFT_VOCAB",
+    "shift_task", "shift_loss", "shift_accuracy",
 ]

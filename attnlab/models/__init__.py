@@ -10,7 +10,9 @@ preset that trains in well under a minute on a laptop CPU.
 - :mod:`attnlab.models.gpt` -- :class:`GPT`, a decoder-only Transformer with a key/value cache;
 - the application chapters' models: :mod:`attnlab.models.vit`, :mod:`attnlab.models.sasrec`,
   :mod:`attnlab.models.pooling_classifier`, :mod:`attnlab.models.listener`,
-  :mod:`attnlab.models.forecaster`, :mod:`attnlab.models.motif`, :mod:`attnlab.models.vqa`.
+  :mod:`attnlab.models.forecaster`, :mod:`attnlab.models.motif`, :mod:`attnlab.models.vqa`;
+- :mod:`attnlab.models.shift` -- :class:`ShiftModel`, one Transformer block with a choice of
+  positions, for the shift task (:mod:`attnlab.data.shift`).
 
 :func:`count_parameters` lives in :mod:`attnlab.utils` and is re-exported here.
 """
@@ -48,6 +50,7 @@ from attnlab.models.sasrec import (
     next_item_loss,
 )
 from attnlab.models.seq2seq import AttentionSeq2Seq, Seq2Seq, Seq2SeqConfig
+from attnlab.models.shift import ShiftModel
 from attnlab.models.transformer import Transformer, TransformerConfig
 from attnlab.models.vit import CNNConfig, SmallCNN, ViT, ViTConfig
 from attnlab.models.vqa import (
@@ -68,5 +71,5 @@ __all__ = [
     "ListenerConfig", "Forecaster", "ForecasterConfig", "LinearForecaster", "naive_forecast",
     "seasonal_naive_forecast", "MotifAttentionConfig", "MotifAttention", "MotifCNNConfig",
     "MotifCNN", "peak_in_mask", "VQAConfig", "CrossAttentionBlock", "CrossAttentionVQA",
-    "FusionVQA", "QuestionOnlyVQA",
+    "FusionVQA", "QuestionOnlyVQA", "ShiftModel",
 ]
