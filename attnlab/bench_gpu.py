@@ -43,6 +43,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from attnlab.perf import sync, time_calls
+
 __all__ = ["GPUSuiteConfig", "SUITE_SCHEMA", "run_gpu_suite", "validate_gpu_results",
            "suite_tag", "committed_results", "format_gpu_results", "run_from_args"]
 
@@ -82,21 +84,9 @@ class GPUSuiteConfig:
                    gpt_vocab=64, gpt_batch=2, gpt_warmup=1, gpt_steps=2)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _timed(fn: Callable[[], Any], device: torch.device, repeats: int) -> dict[str, Any]:
     """Best and median seconds of ``repeats`` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(max(1, repeats)):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
+    times = time_calls(fn, repeats=max(1, repeats), warmup=1, device=device)
     return {"time_s": min(times), "median_s": statistics.median(times)}
 
 
@@ -253,7 +243,7 @@ def _gpt_step_fn(cfg: GPUSuiteConfig, compiled: bool) -> tuple[Callable[[], floa
 
 def gpt_records(cfg: GPUSuiteConfig) -> list[dict[str, Any]]:
     """Training throughput, MFU, a step's peak memory; eager and torch.compile."""
-    from attnlab.perf import gpt_flops_per_token, peak_flops, peak_memory_during
+    from attnlab.perf import peak_flops, peak_memory_during
 
     device = torch.device(cfg.device)
     records = []
@@ -263,14 +253,14 @@ def gpt_records(cfg: GPUSuiteConfig) -> list[dict[str, Any]]:
         losses = [float(step()) for _ in range(cfg.gpt_warmup)]
         warmup_s = time.perf_counter() - began
         _, peak, how = peak_memory_during(step, device)
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         for _ in range(cfg.gpt_steps):
             last = step()
-        _sync(device)
+        sync(device)
         seconds = time.perf_counter() - start
         tokens = cfg.gpt_batch * cfg.gpt_block * cfg.gpt_steps
-        fpt = gpt_flops_per_token(model, T=cfg.gpt_block)
+        fpt = model.flops_per_token(cfg.gpt_block)
         peak_fl = peak_flops(device)
         tps = tokens / seconds
         records.append({
@@ -345,7 +335,7 @@ def suite_tag(device_name: str, dry_run: bool) -> str:
 def run_gpu_suite(cfg: GPUSuiteConfig, out_dir: str | Path = "benchmarks/results",
                   log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every case; return the results document (see :func:`validate_gpu_results`)."""
-    from attnlab.bench import _versions
+    from attnlab.bench.suite import _versions
     from attnlab.perf import device_name
 
     device = torch.device(cfg.device)
