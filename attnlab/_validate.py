@@ -155,3 +155,19 @@ def check_ids(
         raise ValueError(f"{name} has ids outside {bounds}: min {int(ids.min())}, "
                          f"max {int(ids.max())}")
     return ids
+
+
+def check_weights_and_positions(weights: object, positions: object, name: str) -> None:
+    """Require attention weights (B, T) and a bool tensor ``name`` of the same shape.
+
+    ``positions`` marks some of the positions each row attends over (a planted
+    site, the words to count), as the metrics that read the weights need it.
+    """
+    if not isinstance(weights, torch.Tensor) or weights.dim() != 2:
+        got = shape_str(weights) if isinstance(weights, torch.Tensor) else "no tensor"
+        raise ValueError(f"weights must be (B, T), got {got}")
+    if not isinstance(positions, torch.Tensor) or positions.shape != weights.shape \
+            or positions.dtype != torch.bool:
+        got = shape_str(positions) if isinstance(positions, torch.Tensor) else "no tensor"
+        raise ValueError(f"{name} must be a bool tensor shaped like weights "
+                         f"{shape_str(weights)}, got {got}")

@@ -17,6 +17,7 @@ from attnlab.data import (
     reversal_task,
     sorting_task,
 )
+from attnlab.data.tasks import _check_counts, _distinct_strings, _pick_split
 
 
 def test_tokenizer_round_trip_and_errors():
@@ -75,6 +76,33 @@ def test_reversal_and_sorting_targets_and_disjoint_splits():
         assert make(300, 100, seed=2).test == task.test
     with pytest.raises(ValueError, match="more than half"):
         reversal_task(5, 5, min_len=1, max_len=3, alphabet="ab")
+
+
+def test_distinct_strings_are_different_within_length_and_capped_at_half():
+    import random
+
+    drawn = _distinct_strings(7, "ab", 1, 3, random.Random(0), counts="n", hint="h")
+    assert len(set(drawn)) == 7 and all(1 <= len(s) <= 3 and set(s) <= {"a", "b"}
+                                        for s in drawn)
+    # 2 + 4 + 8 = 14 strings: 7 is half of them, 8 would be more
+    with pytest.raises(ValueError, match=r"n_a \+ n_b = 8 is more than half of the 14 possible "
+                                         r"sequences; use more symbols"):
+        _distinct_strings(8, "ab", 1, 3, random.Random(0), counts="n_a + n_b",
+                          hint="use more symbols")
+    # nothing to draw from: refused, where the loop would never end
+    for symbols, lo, hi in (("", 1, 3), ("ab", 3, 2)):
+        with pytest.raises(ValueError, match="half of the 0 possible"):
+            _distinct_strings(1, symbols, lo, hi, random.Random(0), counts="n", hint="h")
+
+
+def test_split_and_count_checks_name_the_bad_value():
+    assert _pick_split("train", 1, 2) == 1 and _pick_split("test", 1, 2) == 2
+    with pytest.raises(ValueError, match="split must be 'train' or 'test', got 'val'"):
+        _pick_split("val", 1, 2)
+    _check_counts(n_train=1, n_test=3)
+    for bad in (0, -2, 2.0, True, None):
+        with pytest.raises(ValueError, match=f"n_val must be a positive integer, got {bad!r}"):
+            _check_counts(n_train=1, n_val=bad)
 
 
 def test_addition_task_sums_masks_and_disjoint_pairs():

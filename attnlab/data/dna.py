@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from attnlab._validate import check_ids, shape_str
+from attnlab.data.tasks import _check_counts
 
 __all__ = [
     "ALPHABET",
@@ -348,9 +349,7 @@ def dna_task(n_train: int = 4000, n_test: int = 1000, *, length: int = 120,
         ...       == task.test.labels).all())
         True
     """
-    for name, n in (("n_train", n_train), ("n_test", n_test)):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"{name} must be a positive integer, got {n!r}")
+    _check_counts(n_train=n_train, n_test=n_test)
     L = len(CONSENSUS)
     if length < 2 * L + 1:
         raise ValueError(f"length must be at least {2 * L + 1} to hold a site and a decoy, "
@@ -442,9 +441,7 @@ def grammar_task(n_train: int = 4000, n_test: int = 1000, *, length: int = 80,
         >>> bool(((split.first_start < split.partner_start).long() == split.labels).all())
         True
     """
-    for name, n in (("n_train", n_train), ("n_test", n_test)):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"{name} must be a positive integer, got {n!r}")
+    _check_counts(n_train=n_train, n_test=n_test)
     L = len(CONSENSUS)
     if min_gap < 0 or flank < 0:
         raise ValueError(f"min_gap and flank must be >= 0, got {min_gap} and {flank}")

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from attnlab._validate import shape_str
+from attnlab.data.tasks import _check_counts, _distinct_strings
 from attnlab.data.tokenizer import CharTokenizer
 from attnlab.masks import length_mask
 from attnlab.metrics import exact_match  # re-exported: it lived here
@@ -312,22 +313,10 @@ def keypad_task(n_train: int = 20_000, n_test: int = 1_000, *, n_val: int = 500,
         True
     """
     c = config if config is not None else KeypadConfig()
-    for name, n in (("n_train", n_train), ("n_test", n_test), ("n_val", n_val)):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"{name} must be a positive integer, got {n!r}")
-    total = n_train + n_val + n_test
-    available = sum(len(c.keys) ** n for n in range(c.min_keys, c.max_keys + 1))
-    if total > available // 2:
-        raise ValueError(f"n_train + n_val + n_test = {total} is more than half of the "
-                         f"{available} possible sequences; allow more keys per sequence")
-    rng = random.Random(seed)
-    seen: set[str] = set()
-    drawn: list[str] = []
-    while len(drawn) < total:
-        s = "".join(rng.choice(c.keys) for _ in range(rng.randint(c.min_keys, c.max_keys)))
-        if s not in seen:
-            seen.add(s)
-            drawn.append(s)
+    _check_counts(n_train=n_train, n_test=n_test, n_val=n_val)
+    drawn = _distinct_strings(n_train + n_val + n_test, c.keys, c.min_keys, c.max_keys,
+                              random.Random(seed), counts="n_train + n_val + n_test",
+                              hint="allow more keys per sequence")
     g = torch.Generator().manual_seed(seed)
     test = synthesize(drawn[n_train + n_val:], c, g)  # first: the same for any n_val
     val = synthesize(drawn[n_train : n_train + n_val], c, g)

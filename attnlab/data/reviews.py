@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import torch
 
 from attnlab._validate import shape_str
+from attnlab.data.tasks import _check_counts, _pick_split
 from attnlab.masks import length_mask
 
 __all__ = [
@@ -370,17 +371,13 @@ class ReviewsTask:
         Shape:
             Returns ids (N, T) padded with 0, lengths (N,) and labels (N,), all int64.
         """
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        reviews = self.train if split == "train" else self.test
+        reviews = _pick_split(split, self.train, self.test)
         ids, lengths = self.vocab.batch(reviews.texts)
         return ids, lengths, torch.tensor(reviews.labels, dtype=torch.long)
 
     def kind_masks(self, split: str) -> dict[str, torch.Tensor]:
         """For each kind, a bool tensor (N,) that is True at the reviews of that kind."""
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        kinds = (self.train if split == "train" else self.test).kinds
+        kinds = _pick_split(split, self.train, self.test).kinds
         return {k: torch.tensor([x == k for x in kinds]) for k in KINDS}
 
 
@@ -415,9 +412,7 @@ def reviews_task(
         >>> all(review_label(t) == y for t, y in zip(task.test.texts, task.test.labels))
         True
     """
-    for name, n in (("n_train", n_train), ("n_test", n_test)):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"{name} must be a positive integer, got {n!r}")
+    _check_counts(n_train=n_train, n_test=n_test)
     if n_train + n_test > 200_000:
         raise ValueError(f"n_train + n_test = {n_train + n_test} is more than this generator "
                          "draws without many repeats; ask for at most 200000 reviews")

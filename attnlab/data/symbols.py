@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from attnlab.data.tasks import Seq2SeqTask, TextPairs, _check_sizes
+from attnlab.data.tasks import Seq2SeqTask, TextPairs, _check_counts, _distinct_strings
 from attnlab.data.tokenizer import CharTokenizer
 
 __all__ = ["reversal_task", "sorting_task"]
@@ -23,21 +23,10 @@ def _symbol_task(
 ) -> Seq2SeqTask:
     if not 1 <= min_len <= max_len:
         raise ValueError(f"need 1 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}")
-    available = sum(len(alphabet) ** n for n in range(min_len, max_len + 1))
-    _check_sizes(n_train, n_test, available, "sequences")
-    if n_train + n_test > available // 2:
-        raise ValueError(
-            f"n_train + n_test = {n_train + n_test} is more than half of the {available} possible "
-            "sequences; lengthen the sequences or enlarge the alphabet"
-        )
-    rng = random.Random(seed)
-    seen: set[str] = set()
-    texts: list[str] = []
-    while len(texts) < n_train + n_test:
-        s = "".join(rng.choice(alphabet) for _ in range(rng.randint(min_len, max_len)))
-        if s not in seen:
-            seen.add(s)
-            texts.append(s)
+    _check_counts(n_train=n_train, n_test=n_test)
+    texts = _distinct_strings(n_train + n_test, alphabet, min_len, max_len, random.Random(seed),
+                              counts="n_train + n_test",
+                              hint="lengthen the sequences or enlarge the alphabet")
     tok = CharTokenizer(alphabet)
     split = (texts[:n_train], texts[n_train:])
     train, test = (TextPairs(list(part), [transform(s) for s in part]) for part in split)

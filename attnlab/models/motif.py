@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from attnlab._validate import shape_str
+from attnlab._validate import check_weights_and_positions, shape_str
 from attnlab.layers import SinusoidalPositionalEncoding, TransformerBlock
 from attnlab.layers.attention_pooling import AttentionPooling
 
@@ -192,13 +192,6 @@ def peak_in_mask(weights: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         ...              torch.tensor([[False, True, True], [False, True, True]]))
         tensor([ True, False])
     """
-    if not isinstance(weights, torch.Tensor) or weights.dim() != 2:
-        got = shape_str(weights) if isinstance(weights, torch.Tensor) else "no tensor"
-        raise ValueError(f"weights must be (B, T), got {got}")
-    if not isinstance(mask, torch.Tensor) or mask.shape != weights.shape \
-            or mask.dtype != torch.bool:
-        got = shape_str(mask) if isinstance(mask, torch.Tensor) else "no tensor"
-        raise ValueError(f"mask must be a bool tensor shaped like weights "
-                         f"{shape_str(weights)}, got {got}")
+    check_weights_and_positions(weights, mask, "mask")
     peak = weights.argmax(dim=-1)  # (B,)
     return mask.gather(1, peak[:, None])[:, 0]  # (B,)

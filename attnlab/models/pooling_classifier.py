@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from attnlab._validate import check_ids, shape_str
+from attnlab._validate import check_ids, check_weights_and_positions, shape_str
 from attnlab.layers import AttentionPooling, LearnedPositionalEmbedding, TransformerBlock
 from attnlab.masks import padding_mask
 
@@ -207,14 +207,7 @@ def attention_mass(weights: torch.Tensor, selected: torch.Tensor) -> torch.Tenso
         >>> attention_mass(torch.tensor([[0.5, 0.3, 0.2]]), torch.tensor([[False, True, True]]))
         tensor([0.5000])
     """
-    if not isinstance(weights, torch.Tensor) or weights.dim() != 2:
-        shape = shape_str(weights) if isinstance(weights, torch.Tensor) else "no tensor"
-        raise ValueError(f"weights must be (B, T), got {shape}")
-    if not isinstance(selected, torch.Tensor) or selected.shape != weights.shape \
-            or selected.dtype != torch.bool:
-        shape = shape_str(selected) if isinstance(selected, torch.Tensor) else "no tensor"
-        raise ValueError(f"selected must be a bool tensor shaped like weights "
-                         f"{shape_str(weights)}, got {shape}")
+    check_weights_and_positions(weights, selected, "selected")
     return (weights * selected).sum(dim=-1)  # (B,)
 
 
