@@ -357,3 +357,21 @@ def test_best_so_far_is_a_running_maximum():
     hist = [Evaluation(arch, a, 1, 1, 0.0) for a in (0.3, 0.1, 0.6, 0.2)]
     assert best_so_far(hist) == [0.3, 0.3, 0.6, 0.6]
     assert best_so_far([]) == []
+
+
+def test_measure_latency_is_the_median_of_the_timed_forward_passes(monkeypatch):
+    from attnlab.nas import search
+
+    calls = []
+
+    def fake_time_calls(fn, *args, repeats, warmup, device):
+        calls.append((repeats, warmup, str(device)))
+        fn(*args)
+        return [0.3, 0.1, 0.5, 0.2, 0.9][:repeats]
+
+    monkeypatch.setattr(search, "time_calls", fake_time_calls)
+    model = torch.nn.Embedding(5, 3).train()
+    assert search.measure_latency(model, torch.zeros(2, 4, dtype=torch.long), repeats=5) == 0.3
+    assert calls == [(5, 1, "cpu")] and not model.training
+    with pytest.raises(ValueError, match="repeats must be positive"):
+        search.measure_latency(model, torch.zeros(2, 4, dtype=torch.long), repeats=0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -13,6 +12,7 @@ from torch import nn
 
 from attnlab.nas.evaluate import Evaluation
 from attnlab.nas.space import Architecture, SearchSpace
+from attnlab.perf import time_calls
 
 __all__ = [
     "random_search",
@@ -198,6 +198,9 @@ def measure_latency(model: nn.Module, ids: torch.Tensor, repeats: int = 5) -> fl
     """The median wall-clock seconds of one forward pass over ``ids`` (after one warm-up).
 
     A measurement, not a cost model: it varies with the machine and its load.
+    The calls are timed by :func:`attnlab.perf.time_calls`, waiting for the
+    model's device; the median, not the fastest, so that one lucky call does
+    not decide between two candidates.
 
     Shape:
         ids (B, T) int64.
@@ -205,11 +208,6 @@ def measure_latency(model: nn.Module, ids: torch.Tensor, repeats: int = 5) -> fl
     if repeats < 1:
         raise ValueError(f"repeats must be positive, got {repeats}")
     model.eval()
-    times = []
     with torch.no_grad():
-        model(ids)
-        for _ in range(repeats):
-            began = time.perf_counter()
-            model(ids)
-            times.append(time.perf_counter() - began)
+        times = time_calls(model, ids, repeats=repeats, warmup=1, device=ids.device)
     return sorted(times)[len(times) // 2]
