@@ -216,7 +216,7 @@ def test_reversal_task_splits_are_disjoint_and_labels_reverse():
     assert torch.equal(again.x_test, task.x_test)
     with pytest.raises(ValueError, match="n_val"):
         reversal_token_task(8, 10, 0, 5)
-    with pytest.raises(ValueError, match="split"):
+    with pytest.raises(ValueError, match=r"split must be 'train', 'val' or 'test', got 'dev'"):
         task.split("dev")
 
 

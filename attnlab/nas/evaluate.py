@@ -56,7 +56,7 @@ class TokenTask:
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x, y)`` of ``"train"``, ``"val"`` or ``"test"``."""
         if name not in ("train", "val", "test"):
-            raise ValueError("split must be 'train", "val' or 'test', got {name!r}")
+            raise ValueError(f"split must be 'train', 'val' or 'test', got {name!r}")
         return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
 
 
