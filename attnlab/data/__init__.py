@@ -20,7 +20,9 @@ Modules:
 - :mod:`attnlab.data.batching` -- :func:`batches` of shuffled indices, :func:`random_rows`;
 - the application chapters' data: :mod:`attnlab.data.digits`, :mod:`attnlab.data.reviews`,
   :mod:`attnlab.data.sessions`, :mod:`attnlab.data.keypad`, :mod:`attnlab.data.series`,
-  :mod:`attnlab.data.dna`, :mod:`attnlab.data.vqa`.
+  :mod:`attnlab.data.dna`, :mod:`attnlab.data.vqa`;
+- real data that ships offline: :mod:`attnlab.data.movielens` -- :func:`movielens_sequences`,
+  MovieLens users' ratings in time order, split leave-last-out.
 """
 
 from attnlab.data.addition import addition_task
@@ -60,6 +62,11 @@ from attnlab.data.keypad import (
     peak_decode,
     span_mask,
     synthesize,
+)
+from attnlab.data.movielens import (
+    MovieLensSequences,
+    load_movielens_ratings,
+    movielens_sequences,
 )
 from attnlab.data.reviews import (
     Reviews,
@@ -126,5 +133,6 @@ __all__ = [
     "GrammarTask", "grammar_task", "motif_pwm", "window_distances", "site_mask", "CONSENSUS",
     "PARTNER", "DECOY_KINDS", "QUESTION_KINDS", "Question", "all_questions", "question_vocab",
     "VQASplit", "VQATask", "vqa_task", "question_prior_accuracy", "SHIFT", "SHIFT_VOCAB",
-    "shift_task", "shift_loss", "shift_accuracy",
+    "shift_task", "shift_loss", "shift_accuracy", "MovieLensSequences", "movielens_sequences",
+    "load_movielens_ratings",
 ]

@@ -43,7 +43,10 @@ from attnlab.models.pooling_classifier import (
     subset_accuracy,
 )
 from attnlab.models.sasrec import (
+    GRU4Rec,
+    HistoryRecConfig,
     MarkovRecommender,
+    MeanPoolRec,
     PopularityRecommender,
     SASRec,
     SASRecConfig,
@@ -66,6 +69,7 @@ __all__ = [
     "Seq2SeqConfig", "Seq2Seq", "AttentionSeq2Seq", "TransformerConfig", "Transformer",
     "GPTConfig", "GPT", "count_parameters", "ViT", "ViTConfig", "SmallCNN", "CNNConfig",
     "SASRec", "SASRecConfig", "next_item_loss", "PopularityRecommender", "MarkovRecommender",
+    "GRU4Rec", "MeanPoolRec", "HistoryRecConfig",
     "AttentionPooling", "PoolingClassifierConfig", "AttentionPoolingClassifier",
     "bag_of_words", "BagOfWordsClassifier", "attention_mass", "subset_accuracy", "Listener",
     "ListenerConfig", "Forecaster", "ForecasterConfig", "LinearForecaster", "naive_forecast",

@@ -13,6 +13,14 @@ the catalogue, (B, V + 1), column ``i`` for item ``i``; column 0 (padding) is
   McAuley (2018): item embeddings plus learned positions, causal Transformer
   blocks, and the score of item i is the dot product of the last position's
   state with item i's embedding.
+- :class:`GRU4Rec` -- a recurrent baseline in the style of Hidasi et al.
+  (2016): a GRU reads the history, its state scores the items.
+- :class:`MeanPoolRec` -- the order-free baseline: the running mean of the
+  history's item embeddings, through a linear layer, scores the items.
+
+The three networks share the item table between input and output (the score
+of item i is a dot product with its embedding), train with
+:func:`next_item_loss` at every position, and score with ``.score(history)``.
 """
 
 from __future__ import annotations
@@ -34,6 +42,9 @@ __all__ = [
     "next_item_loss",
     "PopularityRecommender",
     "MarkovRecommender",
+    "HistoryRecConfig",
+    "GRU4Rec",
+    "MeanPoolRec",
 ]
 
 
@@ -290,3 +301,150 @@ def next_item_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
                          f"{shape_str(logits)} and {shape_str(targets)}")
     mask = targets > 0
     return sequence_loss(logits[..., 1:], (targets - 1).clamp_min(0), mask=mask)
+
+
+# ------------------------------------------------------------ neural baselines
+
+
+@dataclass
+class HistoryRecConfig:
+    """Sizes of the two neural baselines, :class:`GRU4Rec` and :class:`MeanPoolRec`."""
+
+    num_items: int  # V: item ids 1..V, 0 is padding
+    dim: int = 64  # C, the width of the item table and of the state, as SASRec's default
+    dropout: float = 0.0  # on the item embeddings
+
+    def __post_init__(self) -> None:
+        for name in ("num_items", "dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+
+
+class _HistoryRec(nn.Module):
+    """The shared parts: item table, scores against it, and score()."""
+
+    def __init__(self, config: HistoryRecConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.item_embed = nn.Embedding(config.num_items + 1, config.dim, padding_idx=0)  # M
+        self.dropout = nn.Dropout(config.dropout)
+        nn.init.normal_(self.item_embed.weight, std=config.dim**-0.5)
+        with torch.no_grad():
+            self.item_embed.weight[0].zero_()
+
+    def states(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) embeddings and (B, T) real positions -> (B, T, C) states."""
+        raise NotImplementedError
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Next-item logits (B, T, V + 1) at every position, column 0 = -inf."""
+        ids = _check_history(ids, self.config.num_items, "ids")
+        real = ids > 0  # (B, T)
+        x = self.dropout(self.item_embed(ids))  # (B, T, C)
+        h = self.states(x, real)  # (B, T, C)
+        return _no_padding(h @ self.item_embed.weight.T)  # (B,T,C) @ (C,V+1) -> (B,T,V+1)
+
+    @torch.no_grad()
+    def score(self, history: torch.Tensor) -> torch.Tensor:
+        """Scores of every item as the next one after each history (eval mode).
+
+        Shape:
+            history (B, T) -> scores (B, V + 1), column 0 = -inf.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            logits = self(history)  # (B, T, V + 1)
+        finally:
+            self.train(was_training)
+        return logits[:, -1]  # (B, V + 1): the most recent position
+
+
+class GRU4Rec(_HistoryRec):
+    r"""A GRU over the history, in the style of GRU4Rec (Hidasi et al. 2016).
+
+    .. math::
+
+        h_t = \operatorname{GRU}(h_{t-1}, M_{s_t}), \qquad
+        r_{t, i} = \operatorname{LN}(W h_t) \cdot M_i
+
+    One GRU layer reads the item embeddings in order, starting from a zero
+    state at each history's first real item (left padding is skipped, so a
+    history scores the same whatever its padding). As in GRU4Rec's later
+    versions the output shares the item table; unlike the original it is
+    trained with the full cross-entropy over all items at every position,
+    the same loss as :class:`SASRec`, so that only the sequence model differs.
+
+    Args:
+        config: a :class:`HistoryRecConfig`.
+
+    Shape:
+        ids (B, T) -> logits (B, T, V + 1), column 0 = -inf.
+
+    Example:
+        >>> model = GRU4Rec(HistoryRecConfig(num_items=20, dim=8))
+        >>> a = model.score(torch.tensor([[0, 0, 3, 4]]))
+        >>> b = model.score(torch.tensor([[3, 4]]))  # the same history, less padding
+        >>> a.shape, bool(torch.allclose(a, b))
+        (torch.Size([1, 21]), True)
+    """
+
+    def __init__(self, config: HistoryRecConfig) -> None:
+        super().__init__(config)
+        self.gru = nn.GRU(config.dim, config.dim, batch_first=True)
+        self.out = nn.Linear(config.dim, config.dim)
+        self.norm = nn.LayerNorm(config.dim)
+
+    def states(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        n = real.sum(1)  # (B,) real items per row, all on the right
+        # left-padded -> right-padded: row b's item j (j < n_b) sits at column T - n_b + j
+        cols = (torch.arange(T, device=x.device)[None, :] + T - n[:, None]) % T  # (B, T)
+        right = x.gather(1, cols[..., None].expand(B, T, C))  # (B, T, C)
+        packed = nn.utils.rnn.pack_padded_sequence(
+            right, n.clamp_min(1).cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.gru(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=T)
+        back = (torch.arange(T, device=x.device)[None, :] - (T - n[:, None])) % T  # (B, T)
+        h = out.gather(1, back[..., None].expand(B, T, C))  # (B, T, C): left-padded again
+        return self.norm(self.out(h)) * real[..., None]  # padded positions carry nothing
+
+
+class MeanPoolRec(_HistoryRec):
+    r"""The order-free baseline: the mean of the history's item embeddings.
+
+    .. math::
+
+        h_t = \frac{1}{t} \sum_{u \le t} M_{s_u}, \qquad
+        r_{t, i} = \operatorname{LN}(W h_t + b) \cdot M_i
+
+    Every item read so far counts the same, whatever its position: the model
+    knows *what* a user watched, not in which order. It is what attention
+    reduces to when its weights are uniform.
+
+    Args:
+        config: a :class:`HistoryRecConfig`.
+
+    Shape:
+        ids (B, T) -> logits (B, T, V + 1), column 0 = -inf.
+
+    Example:
+        >>> model = MeanPoolRec(HistoryRecConfig(num_items=20, dim=8))
+        >>> a = model.score(torch.tensor([[0, 3, 4, 5]]))
+        >>> b = model.score(torch.tensor([[0, 5, 3, 4]]))  # the same items, reordered
+        >>> a.shape, bool(torch.allclose(a, b))
+        (torch.Size([1, 21]), True)
+    """
+
+    def __init__(self, config: HistoryRecConfig) -> None:
+        super().__init__(config)
+        self.out = nn.Linear(config.dim, config.dim)
+        self.norm = nn.LayerNorm(config.dim)
+
+    def states(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        total = (x * real[..., None]).cumsum(1)  # (B, T, C)
+        count = real.cumsum(1).clamp_min(1)[..., None]  # (B, T, 1)
+        return self.norm(self.out(total / count)) * real[..., None]  # (B, T, C)
