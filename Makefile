@@ -37,8 +37,13 @@ book: venv
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "The book is at _build/html/index.html (open it in a browser)."
 
+# Two pytest-xdist workers: each takes whole files (a notebook's cells run in order in one
+# kernel; a module's fixtures are set up once), so one works while the other waits on a
+# subprocess, a server or a timeout. WORKERS=0 runs everything in one process.
+WORKERS ?= 2
+
 test: venv
-	OMP_NUM_THREADS=$(THREADS) MKL_NUM_THREADS=$(THREADS) $(PY) -m pytest
+	OMP_NUM_THREADS=$(THREADS) MKL_NUM_THREADS=$(THREADS) $(PY) -m pytest -n $(WORKERS) --dist loadfile
 
 lint: venv
 	$(VENV)/bin/ruff check .

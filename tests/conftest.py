@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -49,10 +51,23 @@ def notebooks() -> list[Path]:
 
 @pytest.fixture(scope="session")
 def html(tmp_path_factory) -> Path:
-    """The book built from a clean folder, warnings as errors (shared by the book tests)."""
-    out = tmp_path_factory.mktemp("book")
-    proc = run([tool("jupyter-book"), "build", str(ROOT), "--path-output", str(out),
-                "-W", "-n", "--keep-going"])
-    log = proc.stdout[-6000:] + proc.stderr[-6000:]
-    assert proc.returncode == 0, f"book build failed:\n{log}"
+    """The book built from a clean folder, warnings as errors (shared by the book tests).
+
+    `make test` runs two pytest-xdist workers, and the book tests and the browser tests may
+    land on different ones: the first worker to ask builds the book in the run's shared temporary
+    folder, under a lock, and the other waits for it and reads the same build (or its failure).
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    out, record = shared / "book", shared / "book-build.json"
+    with open(shared / "book.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            out.mkdir(exist_ok=True)
+            proc = run([tool("jupyter-book"), "build", str(ROOT), "--path-output", str(out),
+                        "-W", "-n", "--keep-going"])
+            record.write_text(json.dumps({"returncode": proc.returncode,
+                                          "log": proc.stdout[-6000:] + proc.stderr[-6000:]}))
+        built = json.loads(record.read_text())
+    assert built["returncode"] == 0, f"book build failed:\n{built['log']}"
     return out / "_build" / "html"
