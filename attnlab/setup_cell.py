@@ -22,13 +22,16 @@ __all__ = ["CELL_ID", "REPOSITORY", "SOURCE", "setup_cell", "has_setup_cell", "a
 
 CELL_ID = "attnlab-setup"
 REPOSITORY = "https://github.com/attention-lab/attention-lab"
+# (lines of at most 79 characters, like every chapter's code; IPython fills {repo} in)
 SOURCE = f"""\
-# Setup: installs attnlab where it is missing (Colab, a fresh environment); elsewhere a no-op.
+# Setup: installs attnlab where it is missing (Colab, a fresh environment);
+# elsewhere a no-op.
 try:
     import attnlab  # noqa: F401
 except ImportError:
-    %pip install --quiet "attnlab @ git+{REPOSITORY}@main"
-    print("installed attnlab from {REPOSITORY}")"""
+    repo = "{REPOSITORY}"
+    %pip install --quiet "attnlab @ git+{{repo}}@main"
+    print("installed attnlab from", repo)"""
 
 
 def setup_cell() -> dict[str, Any]:
