@@ -9,9 +9,12 @@
 - :func:`mask_heads`, :func:`head_importance`, :func:`pruning_curve`,
   :func:`head_order`, :func:`prunable_heads` -- switch heads off and measure
   what the model loses (Michel et al. 2019);
-- :func:`gradient_x_input`, :func:`occlusion`, :func:`rank_correlation` --
-  attributions of a prediction to the input tokens other than attention, and
-  a way to compare any two (defined in :mod:`attnlab.attribution`, re-exported here).
+- :func:`head_gradient_importance` -- Michel et al.'s gradient proxy for a
+  head's importance, one backward pass for every head;
+- :func:`gradient_x_input`, :func:`integrated_gradients`, :func:`occlusion`,
+  :func:`rank_correlation` -- attributions of a prediction to the input tokens
+  other than attention, and a way to compare any two (defined in
+  :mod:`attnlab.attribution`, re-exported here).
 
 Weights are laid out as :class:`attnlab.layers.MultiHeadAttention` returns
 them, (B, H, T, S), with self-attention's S = T; a stack of L layers is
@@ -29,7 +32,13 @@ import torch
 from torch import nn
 
 from attnlab._validate import shape_str
-from attnlab.attribution import gradient_x_input, occlusion, rank_correlation
+from attnlab.attribution import (
+    gradient_x_input,
+    head_gradient_importance,
+    integrated_gradients,
+    occlusion,
+    rank_correlation,
+)
 from attnlab.layers import MultiHeadAttention
 
 __all__ = [
@@ -42,7 +51,9 @@ __all__ = [
     "pruning_curve",
     "head_order",
     "prunable_heads",
+    "head_gradient_importance",
     "gradient_x_input",
+    "integrated_gradients",
     "occlusion",
     "rank_correlation",
 ]

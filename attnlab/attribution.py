@@ -1,9 +1,13 @@
-"""Attributing a prediction to the input tokens by other means than attention.
+"""Attributing a prediction to the input tokens, or a loss to the heads, by gradients.
 
 - :func:`gradient_x_input` -- gradient times input at the token embeddings;
+- :func:`integrated_gradients` -- the gradient integrated along a straight
+  path from a baseline input (Sundararajan et al. 2017);
 - :func:`occlusion` -- how much a score falls when one token is replaced;
+- :func:`head_gradient_importance` -- Michel et al.'s (2019) proxy for a
+  head's importance: the expected |gradient of the loss w.r.t. its gate|;
 - :func:`rank_correlation` -- a way to compare any two attributions (or an
-  attribution and attention weights).
+  attribution and attention weights, or two rankings of the heads).
 
 :mod:`attnlab.analysis` re-exports these names, beside the ways of reading
 attention itself.
@@ -17,8 +21,15 @@ import torch
 from torch import nn
 
 from attnlab._validate import shape_str
+from attnlab.layers import MultiHeadAttention
 
-__all__ = ["gradient_x_input", "occlusion", "rank_correlation"]
+__all__ = [
+    "gradient_x_input",
+    "integrated_gradients",
+    "occlusion",
+    "head_gradient_importance",
+    "rank_correlation",
+]
 
 
 def gradient_x_input(
@@ -98,6 +109,144 @@ def gradient_x_input(
     return (grad * e).sum(dim=-1).detach()  # (B, T)
 
 
+def integrated_gradients(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    embedding: nn.Module,
+    score: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    baseline: torch.Tensor | None = None,
+    steps: int = 32,
+    return_delta: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    r"""Integrated gradients: each token's share of ``f(x) - f(x')``, along a path.
+
+    With :math:`e_t` the embedding of token t, :math:`e'_t` a baseline (an
+    input that means "nothing": zeros, or the embeddings of blanks) and
+    :math:`f` the score, Sundararajan et al. (2017) integrate the gradient
+    along the straight path from the baseline to the input:
+
+    .. math::
+
+        a_t = (e_t - e'_t) \cdot \int_0^1
+              \nabla_{e_t} f\big(e' + \alpha (e - e')\big)\, d\alpha
+            \approx (e_t - e'_t) \cdot \frac1m \sum_{k=1}^{m}
+              \nabla_{e_t} f\big(e' + \tfrac{k - 1/2}{m} (e - e')\big) .
+
+    The integral is a midpoint sum over ``steps`` = m points (one forward and
+    backward pass each). By the gradient theorem the attributions are
+    *complete*: :math:`\sum_t a_t = f(e) - f(e')` up to the error of the sum,
+    which ``return_delta`` reports. Gradient × input is the case m = 1 with a
+    zero baseline only when f is linear; in general it uses the gradient at the
+    input alone, which a saturated softmax can make nearly zero.
+
+    The embedding's output is replaced by a forward hook, so ``model`` runs
+    unchanged; gradients are taken with ``torch.autograd.grad`` and the
+    parameters' ``.grad`` are not touched.
+
+    Args:
+        model: the model; ``model(inputs)`` must run ``embedding`` exactly once.
+        inputs: what the model reads (token ids, images, ...), batch first.
+        embedding: the submodule whose output (B, T, C) holds one vector per
+            token, e.g. ``gpt.tok_embed``.
+        score: a function of the model's output that returns the (B,) numbers
+            to explain, one per example. Examples must not interact.
+        baseline: e', a tensor that broadcasts to the embedding's output
+            (B, T, C), e.g. (C,) or ``embedding(blank_ids)``; None: zeros.
+        steps: m >= 1, the number of points of the sum.
+        return_delta: also return the completeness gap per example.
+
+    Shape:
+        -> (B, T), one attribution per token of the embedding's output; with
+        ``return_delta``, also (B,): ``a.sum(-1) - (f(x) - f(x'))``.
+
+    Returns:
+        A float tensor (B, T), detached; or ``(attributions, delta)``.
+
+    Raises:
+        ValueError: an embedding that ran other than once per pass, an output
+            that is not (B, T, C), a baseline that does not broadcast to it,
+            a score that is not (B,), or ``steps`` < 1.
+
+    Example:
+        For a score quadratic in the embeddings, :math:`f = \sum e^2`, the
+        path integral from a zero baseline is :math:`e_t \cdot e_t`, and the
+        attributions add up to f exactly:
+
+        >>> emb = nn.Embedding(3, 2)
+        >>> with torch.no_grad():
+        ...     _ = emb.weight.copy_(torch.tensor([[1.0, 2.0], [0.0, -1.0], [3.0, 0.5]]))
+        >>> model = nn.Sequential(emb)
+        >>> a, delta = integrated_gradients(
+        ...     model, torch.tensor([[0, 1, 2]]), emb,
+        ...     lambda out: (out ** 2).sum(dim=(1, 2)), steps=4, return_delta=True)
+        >>> a, delta.abs() < 1e-5
+        (tensor([[5.0000, 1.0000, 9.2500]]), tensor([True]))
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    state: dict[str, torch.Tensor] = {}
+    calls: list[int] = []
+
+    def hook(_module: nn.Module, _args: tuple, output: torch.Tensor) -> torch.Tensor | None:
+        calls.append(1)
+        if "path" in state:
+            return state["path"]
+        state["e"] = output.detach()
+        return None
+
+    def scored(out: torch.Tensor, B: int) -> torch.Tensor:
+        f = score(out)
+        if not isinstance(f, torch.Tensor) or f.shape != (B,):
+            got = shape_str(f) if isinstance(f, torch.Tensor) else type(f).__name__
+            raise ValueError(f"score must return (B,) = ({B},) numbers, got {got}")
+        return f
+
+    def run() -> torch.Tensor:
+        calls.clear()
+        out = model(inputs)
+        if len(calls) != 1:
+            raise ValueError(f"the embedding ran {len(calls)} times in one forward pass; "
+                             "it must run exactly once")
+        return out
+
+    handle = embedding.register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            out = run()
+            e = state["e"]
+            if e.dim() != 3:
+                raise ValueError(f"the embedding's output must be (B, T, C), got {shape_str(e)}")
+            f_x = scored(out, e.shape[0])
+            if baseline is None:
+                base = torch.zeros_like(e)
+            else:
+                try:
+                    base = torch.broadcast_to(baseline.to(e.device, e.dtype), e.shape)
+                except (RuntimeError, AttributeError) as err:
+                    got = (shape_str(baseline) if isinstance(baseline, torch.Tensor)
+                           else type(baseline).__name__)
+                    raise ValueError(f"baseline {got} does not broadcast to the embedding's "
+                                     f"output {shape_str(e)}") from err
+            state["path"] = base
+            f_base = scored(run(), e.shape[0])
+        total = torch.zeros_like(e)  # (B, T, C): the sum of the gradients
+        with torch.enable_grad():
+            for k in range(steps):
+                alpha = (k + 0.5) / steps
+                point = (base + alpha * (e - base)).requires_grad_(True)  # (B, T, C)
+                state["path"] = point
+                f = scored(run(), e.shape[0])
+                (grad,) = torch.autograd.grad(f.sum(), point)  # (B, T, C)
+                total += grad
+    finally:
+        handle.remove()
+    attributions = ((e - base) * total / steps).sum(dim=-1).detach()  # (B, T)
+    if return_delta:
+        return attributions, (attributions.sum(-1) - (f_x - f_base)).detach()
+    return attributions
+
+
 def occlusion(
     score_fn: Callable[[torch.Tensor], torch.Tensor],
     inputs: torch.Tensor,
@@ -164,6 +313,129 @@ def occlusion(
             raise ValueError(f"score_fn must return (B * P,) = ({B * P},) scores on the "
                              "occluded copies")
     return (base[:, None] - occluded.reshape(B, P)).float()  # (B, P)
+
+
+def head_gradient_importance(
+    model: nn.Module,
+    loss: Callable[[nn.Module], torch.Tensor],
+    *,
+    normalize: bool = False,
+) -> torch.Tensor:
+    r"""Michel et al.'s gradient proxy for head importance: E |dL/d(gate)|.
+
+    Michel et al. (2019) put a gate :math:`\xi_h` on every head,
+    :math:`\operatorname{out} = \sum_h \xi_h \operatorname{head}_h W^O_h
+    + b^O`, and estimate what masking head h costs, without masking it, by the
+    expected size of the loss's derivative at :math:`\xi = 1`:
+
+    .. math::
+
+        I_h = \mathbb{E}_x \left| \frac{\partial L(x)}{\partial \xi_h} \right| ,
+
+    a first-order Taylor estimate of :math:`|L(x; \xi_h = 0) - L(x)|`. One
+    backward pass gives every head of every layer, where ablation needs one
+    evaluation per head. Each example gets its own gates (a (B, H) tensor
+    of ones per layer, applied by a forward pre-hook on ``out_proj`` like
+    :func:`attnlab.analysis.mask_heads`), so the gradient of the summed loss
+    with respect to gate (b, h) is example b's own derivative and the absolute
+    value is taken per example, as the expectation asks. A layer called more
+    than once per pass adds the derivatives of its calls.
+
+    Args:
+        model: a module whose :class:`~attnlab.layers.MultiHeadAttention`
+            layers (in module order, as :func:`attnlab.analysis.attention_layers`
+            lists them) all have the same number of heads H.
+        loss: a function of the model that runs it on a batch of B examples
+            and returns their (B,) losses, e.g.
+            ``lambda m: F.cross_entropy(m(x), y, reduction="none")``.
+        normalize: divide each layer's importances by their l2 norm, as
+            Michel et al. do before they compare heads across layers.
+
+    Shape:
+        -> (L, H).
+
+    Returns:
+        A float64 tensor (L, H) of mean absolute derivatives; the parameters'
+        ``.grad`` are not touched.
+
+    Raises:
+        ValueError: a model without attention layers, layers with different H,
+            a layer that did not run, a merged-heads input without a batch
+            axis, or a loss that is not (B,).
+
+    Example:
+        One layer, and a loss linear in its output: the derivative with respect
+        to gate h is exactly head h's term of the sum, the part that masking
+        it removes.
+
+        >>> torch.manual_seed(0) and None
+        >>> mha = MultiHeadAttention(4, num_heads=2, bias=False)
+        >>> x = torch.randn(5, 3, 4)
+        >>> proxy = head_gradient_importance(mha, lambda m: m(x).sum(dim=(1, 2)))
+        >>> from attnlab.analysis import mask_heads
+        >>> with torch.no_grad(), mask_heads(mha, [(0, 1)]):
+        ...     without_1 = mha(x).sum(dim=(1, 2))
+        >>> torch.allclose(proxy[0, 1], (mha(x).sum(dim=(1, 2)) - without_1).abs().mean().double())
+        True
+    """
+    layers = [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no MultiHeadAttention layer")
+    counts = {layer.num_heads for layer in layers}
+    if len(counts) != 1:
+        raise ValueError(f"the attention layers have different head counts {sorted(counts)}: "
+                         "importance (L, H) needs one H")
+    H = counts.pop()
+    gates: list[list[torch.Tensor]] = [[] for _ in layers]
+
+    def make_hook(index: int, layer: MultiHeadAttention):  # noqa: ANN202 - a hook
+        D = layer.head_dim
+
+        def hook(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+            merged = args[0]  # (B, ..., C): the heads side by side
+            if merged.dim() < 2:
+                raise ValueError(f"the heads' output {shape_str(merged)} has no batch axis")
+            B = merged.shape[0]
+            gate = torch.ones(B, H, dtype=merged.dtype, device=merged.device,
+                              requires_grad=True)  # (B, H): xi = 1
+            gates[index].append(gate)
+            scale = gate.repeat_interleave(D, dim=1)  # (B, C)
+            scale = scale.view(B, *([1] * (merged.dim() - 2)), H * D)  # (B, 1, ..., C)
+            return (merged * scale,) + tuple(args[1:])
+
+        return hook
+
+    handles = [layer.out_proj.register_forward_pre_hook(make_hook(i, layer))
+               for i, layer in enumerate(layers)]
+    try:
+        with torch.enable_grad():
+            losses = loss(model)
+            missing = [i for i, g in enumerate(gates) if not g]
+            if missing:
+                raise ValueError(f"attention layers {missing} did not run in loss(model)")
+            B = gates[0][0].shape[0]
+            if not isinstance(losses, torch.Tensor) or losses.shape != (B,):
+                got = shape_str(losses) if isinstance(losses, torch.Tensor) else \
+                    type(losses).__name__
+                raise ValueError(f"loss must return the (B,) = ({B},) losses of the "
+                                 f"examples, got {got}")
+            flat = [g for calls in gates for g in calls]
+            if any(g.shape[0] != B for g in flat):
+                raise ValueError("every attention call must see the loss's B examples")
+            grads = torch.autograd.grad(losses.sum(), flat, allow_unused=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+    per_example = torch.zeros(len(layers), B, H, dtype=torch.float64)  # (L, B, H)
+    owners = [index for index, calls in enumerate(gates) for _ in calls]
+    for index, grad in zip(owners, grads):
+        if grad is not None:  # None: the loss does not depend on that call
+            per_example[index] += grad.double()  # (B, H)
+    importance = per_example.abs().mean(dim=1)  # (L, H)
+    if normalize:
+        norms = importance.norm(dim=1, keepdim=True)  # (L, 1)
+        importance = importance / torch.where(norms > 0, norms, torch.ones_like(norms))
+    return importance
 
 
 def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
