@@ -19,7 +19,10 @@ sequence length in both passes.
 The approximations trade accuracy for cost: :func:`linear_attention` (a kernel
 feature map, Katharopoulos et al. 2020), :func:`linformer_attention` (keys and
 values projected to a fixed length, Wang et al. 2020) and
-:func:`local_attention` (each query sees a window of neighbours).
+:func:`local_attention` (each query sees a window of neighbours). Linformer's
+projection decides its accuracy: :func:`gaussian_projection` (random, as in the
+paper's analysis), :func:`mean_pool_projection` (averages of neighbouring keys,
+no parameters) and :func:`fit_linformer_projections` (learned).
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ import torch.nn.functional as F
 from attnlab._validate import check_mask, check_qkv, shape_str
 from attnlab.masks import causal_mask, window_mask  # window_mask re-exported: it lived here
 
-__all__ = ["chunked_attention", "linear_attention", "linformer_attention", "local_attention",
-           "window_mask"]
+__all__ = ["chunked_attention", "fit_linformer_projections", "gaussian_projection",
+           "linear_attention", "linformer_attention", "local_attention",
+           "mean_pool_projection", "window_mask"]
 
 
 def _block_scores(qs: torch.Tensor, kb: torch.Tensor, mask: torch.Tensor | None,
@@ -206,6 +210,136 @@ def linformer_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     k_r = e @ k  # (r, S) @ (..., S, D) -> (..., r, D)
     v_r = f @ v  # (..., r, Dv)
     return F.scaled_dot_product_attention(q, k_r, v_r)
+
+
+def _check_rank(r: int, S: int) -> None:
+    if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= S:
+        raise ValueError(f"r must be an integer in [1, S={S}], got {r!r}")
+
+
+def gaussian_projection(r: int, S: int, *, generator: torch.Generator | None = None,
+                        dtype: torch.dtype | None = None) -> torch.Tensor:
+    r"""A random Linformer projection with i.i.d. entries :math:`\mathcal{N}(0, 1/r)`.
+
+    The projection of the Johnson-Lindenstrauss argument in Wang et al. (2020):
+    each of the r projected keys mixes *all* S keys with random signs.
+
+    Args:
+        r: projected length.
+        S: key length.
+        generator: for reproducible draws.
+        dtype: default: torch's default float dtype.
+
+    Shape:
+        -> (r, S).
+
+    Example:
+        >>> gaussian_projection(4, 10, generator=torch.Generator().manual_seed(0)).shape
+        torch.Size([4, 10])
+    """
+    _check_rank(r, S)
+    return torch.randn(r, S, generator=generator, dtype=dtype) / math.sqrt(r)
+
+
+def mean_pool_projection(r: int, S: int, *, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The Linformer projection that averages r contiguous blocks of keys.
+
+    Row i averages positions ``floor(i S / r)`` to ``ceil((i + 1) S / r) - 1``,
+    the blocks of :func:`torch.nn.functional.adaptive_avg_pool1d`, so ``e @ k``
+    equals that pooling along the sequence. No parameters; every row sums to 1.
+
+    Args:
+        r: projected length, 1 <= r <= S.
+        S: key length.
+        dtype: default: torch's default float dtype.
+
+    Shape:
+        -> (r, S).
+
+    Example:
+        >>> mean_pool_projection(2, 4)
+        tensor([[0.5000, 0.5000, 0.0000, 0.0000],
+                [0.0000, 0.0000, 0.5000, 0.5000]])
+    """
+    _check_rank(r, S)
+    i = torch.arange(r)
+    start = (i * S) // r  # (r,)
+    stop = -((-(i + 1) * S) // r)  # (r,) ceil((i + 1) S / r)
+    j = torch.arange(S)
+    inside = (j[None] >= start[:, None]) & (j[None] < stop[:, None])  # (r, S)
+    e = inside.to(dtype or torch.get_default_dtype())
+    return e / e.sum(-1, keepdim=True)
+
+
+def fit_linformer_projections(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    r: int,
+    *,
+    target: torch.Tensor | None = None,
+    steps: int = 200,
+    lr: float = 1.0,
+    shared: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Learn Linformer's projections E, F by fitting its output to a target.
+
+    Each row of E and F is a softmax over its S logits: a learned weighted
+    average of keys (values), as mean pooling is, which keeps the projected
+    keys on the scale of the keys and the fit well conditioned. The logits start
+    random (standard normal) and Adam minimises the mean squared error between
+    ``linformer_attention(q, k, v, E, F)`` and ``target`` (default: exact
+    attention of the same q, k, v, i.e. distillation; pass validation queries,
+    never test ones).
+
+    Args:
+        q: queries to fit on (..., T, D).
+        k: keys (..., S, D).
+        v: values (..., S, Dv).
+        r: projected length, 1 <= r <= S.
+        target: (..., T, Dv); default ``F.scaled_dot_product_attention(q, k, v)``.
+        steps: Adam steps (full batch).
+        lr: Adam's learning rate on the logits.
+        shared: one projection for keys and values, E = F (Linformer's
+            key-value sharing): half the parameters and half the cost.
+        generator: for the initial logits.
+
+    Shape:
+        -> E (r, S), F (r, S), rows summing to 1, detached.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> q, k, v = (torch.randn(n, d, generator=g) for n, d in ((6, 4), (8, 4), (8, 2)))
+        >>> e, f = fit_linformer_projections(q, k, v, 3, steps=5, generator=g)
+        >>> e.shape, torch.allclose(f.sum(-1), torch.ones(3))
+        (torch.Size([3, 8]), True)
+    """
+    check_qkv(q, k, v)
+    S = k.shape[-2]
+    _check_rank(r, S)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    q, k, v = q.detach(), k.detach(), v.detach()
+    if target is None:
+        with torch.no_grad():
+            target = F.scaled_dot_product_attention(q, k, v)
+    expected = (*q.shape[:-1], v.shape[-1])
+    if tuple(target.shape) != expected:
+        raise ValueError(f"target must be {expected}, got {shape_str(target)}")
+    n = 1 if shared else 2
+    logits = torch.randn(n, r, S, generator=generator, dtype=k.dtype).to(k.device)
+    logits.requires_grad_()
+    opt = torch.optim.Adam([logits], lr=lr)
+    with torch.enable_grad():  # also when called under torch.no_grad()
+        for _ in range(steps):
+            p = logits.softmax(-1)  # (n, r, S)
+            loss = (linformer_attention(q, k, v, p[0], p[-1]) - target).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    p = logits.detach().softmax(-1)  # (n, r, S)
+    return p[0], p[-1]
 
 
 def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int = 64,

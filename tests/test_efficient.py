@@ -9,9 +9,12 @@ import torch.nn.functional as F
 
 from attnlab.efficient import (
     chunked_attention,
+    fit_linformer_projections,
+    gaussian_projection,
     linear_attention,
     linformer_attention,
     local_attention,
+    mean_pool_projection,
     window_mask,
 )
 from attnlab.masks import causal_mask
@@ -129,3 +132,75 @@ def test_chunked_fp16_close_to_fp32():
     ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
     assert out.dtype == torch.float16
     torch.testing.assert_close(out.float(), ref, atol=5e-3, rtol=5e-3)
+
+
+def test_mean_pool_projection_is_adaptive_average_pooling():
+    for r, S in ((4, 16), (5, 17), (7, 7), (1, 9)):
+        e = mean_pool_projection(r, S)
+        x = torch.randn(2, S, 3, generator=torch.Generator().manual_seed(r))
+        pooled = F.adaptive_avg_pool1d(x.transpose(1, 2), r).transpose(1, 2)  # (2, r, 3)
+        torch.testing.assert_close(e @ x, pooled)
+        torch.testing.assert_close(e.sum(-1), torch.ones(r))
+    with pytest.raises(ValueError, match=r"r must be an integer in \[1, S=4\]"):
+        mean_pool_projection(5, 4)
+    with pytest.raises(ValueError, match="r must be an integer"):
+        mean_pool_projection(0, 4)
+
+
+def test_gaussian_projection_has_variance_one_over_r():
+    e = gaussian_projection(64, 4096, generator=torch.Generator().manual_seed(0))
+    assert e.shape == (64, 4096)
+    assert abs(e.var().item() * 64 - 1) < 0.02 and abs(e.mean().item()) < 0.01
+    with pytest.raises(ValueError, match="r must be an integer"):
+        gaussian_projection(True, 4)
+
+
+def sorted_regression(S=512, T=128, width=0.1, seed=0):
+    # kernel regression on sorted points as attention, as in chapter 8
+    g = torch.Generator().manual_seed(seed)
+    xk = (5 * torch.rand(S, generator=g)).sort().values
+    xq = (5 * torch.rand(T, generator=g)).sort().values
+    k = torch.stack([xk / width**2, -xk**2 / (2 * width**2)], -1)  # (S, 2)
+    q = 2**0.5 * torch.stack([xq, torch.ones(T)], -1)  # (T, 2)
+    v = (torch.sin(xk) + 0.3 * torch.randn(S, generator=g))[:, None]  # (S, 1)
+    return q, k, v
+
+
+def test_pooled_and_learned_projections_beat_the_random_one_on_ordered_keys():
+    q, k, v = sorted_regression()
+    exact = F.scaled_dot_product_attention(q, k, v)
+
+    def err(e, f):
+        return (linformer_attention(q, k, v, e, f) - exact).pow(2).mean().item()
+
+    g = torch.Generator().manual_seed(1)
+    random_err = err(*[gaussian_projection(32, 512, generator=g)] * 2)
+    pooled_err = err(*[mean_pool_projection(32, 512)] * 2)
+    e, f = fit_linformer_projections(q, k, v, 32, steps=60, generator=g)
+    learned_err = err(e, f)
+    assert pooled_err < learned_err < random_err / 100
+    torch.testing.assert_close(e.sum(-1), torch.ones(32))
+    assert (e >= 0).all() and not torch.equal(e, f)
+
+
+def test_fit_linformer_projections_reduces_its_loss_and_is_reproducible():
+    q, k, v = sorted_regression(S=64, T=32)
+    target = F.scaled_dot_product_attention(q, k, v)
+
+    def fit(steps):
+        return fit_linformer_projections(q, k, v, 8, steps=steps, shared=True,
+                                         generator=torch.Generator().manual_seed(0))
+
+    def loss(ef):
+        return (linformer_attention(q, k, v, *ef) - target).pow(2).mean()
+
+    one, many = fit(1), fit(40)
+    assert torch.equal(one[0], one[1])  # shared: E = F
+    assert loss(many) < 0.8 * loss(one)
+    torch.testing.assert_close(fit(40)[0], many[0], rtol=0, atol=0)
+    with torch.no_grad():  # fits under no_grad too
+        torch.testing.assert_close(fit(40)[0], many[0], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        fit_linformer_projections(q, k, v, 8, steps=0)
+    with pytest.raises(ValueError, match=r"target must be \(32, 1\)"):
+        fit_linformer_projections(q, k, v, 8, target=target[:3])
