@@ -75,6 +75,25 @@ def test_digits_task_splits():
     assert torch.equal(sub.images, images[sub.index])
 
 
+def test_hold_out_cuts_a_stratified_disjoint_validation_split():
+    images, labels = load_digit_images()
+    train = digits_task(test_fraction=0.2, seed=0).train
+    kept, held = train.hold_out(0.2, seed=0)
+    assert len(kept) + len(held) == len(train)
+    assert not set(kept.index.tolist()) & set(held.index.tolist())
+    assert set(kept.index.tolist()) | set(held.index.tolist()) == set(train.index.tolist())
+    for split in (kept, held):
+        assert torch.equal(split.images, images[split.index])
+        assert torch.equal(split.labels, labels[split.index])
+    share = torch.bincount(held.labels) / torch.bincount(train.labels)
+    assert (share - 0.2).abs().max() < 0.01                      # stratified
+    again, other = train.hold_out(0.2, seed=0), train.hold_out(0.2, seed=1)
+    assert torch.equal(again[1].index, held.index)               # seeded
+    assert not torch.equal(other[1].index, held.index)
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        train.hold_out(1.0)
+
+
 @pytest.mark.parametrize("bad, match", [(0.0, r"\(0, 1\)"), (1.0, r"\(0, 1\)"),
                                         (0.01, "class 0 has 2 examples")])
 def test_split_errors(bad, match):

@@ -9,7 +9,8 @@ pixels are divided by 16, so that they lie in [0, 1] and a blank pixel is 0.
 - :func:`load_digit_images` -- all 1,797 images and labels as tensors;
 - :func:`stratified_split`, :func:`stratified_subset` -- seeded, per-class
   index selections (the subsets of one seed are nested);
-- :func:`digits_task` -- a :class:`Digits` with disjoint train and test splits;
+- :func:`digits_task` -- a :class:`Digits` with disjoint train and test splits
+  (:meth:`DigitsSplit.hold_out` cuts a validation split from the training one);
 - :func:`patchify`, :func:`unpatchify` -- images to a sequence of flattened
   patches and back, the first step of a Vision Transformer.
 
@@ -206,6 +207,30 @@ class DigitsSplit:
     def subset(self, fraction: float, seed: int = 0) -> DigitsSplit:
         """A stratified share of this split (see :func:`stratified_subset`); nested per seed."""
         rows = stratified_subset(self.labels, fraction, seed)
+        return self._rows(rows)
+
+    def hold_out(self, fraction: float, seed: int = 0) -> tuple[DigitsSplit, DigitsSplit]:
+        """Split this split in two, class by class, e.g. training digits into train and validation.
+
+        Args:
+            fraction: the share of each class held out, in (0, 1) (see
+                :func:`stratified_split`).
+            seed: seeds the random order within each class.
+
+        Returns:
+            ``(kept, held_out)``: disjoint splits that together hold every row once.
+
+        Example:
+            >>> train, validation = digits_task(seed=0).train.hold_out(0.2, seed=0)
+            >>> len(train), len(validation)
+            (1151, 287)
+            >>> set(train.index.tolist()) & set(validation.index.tolist())
+            set()
+        """
+        kept, held_out = stratified_split(self.labels, fraction, seed)
+        return self._rows(kept), self._rows(held_out)
+
+    def _rows(self, rows: torch.Tensor) -> DigitsSplit:
         return DigitsSplit(self.images[rows], self.labels[rows], self.index[rows])
 
 
