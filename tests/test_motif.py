@@ -6,13 +6,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attnlab.data.dna import dna_task
+from attnlab.data.dna import dna_task, grammar_task
 from attnlab.models import count_parameters
 from attnlab.models.motif import (
     MotifAttention,
     MotifAttentionConfig,
     MotifCNN,
     MotifCNNConfig,
+    MotifDeepCNN,
+    MotifDeepCNNConfig,
     peak_in_mask,
 )
 from attnlab.train import TrainConfig, fit
@@ -109,3 +111,83 @@ def test_input_checks():
         MotifAttentionConfig(kernel_size=4)
     with pytest.raises(ValueError, match="multiple"):
         MotifAttentionConfig(dim=30, num_heads=4)
+
+
+def _reach(model, T, t=None):
+    """The input positions that the last convolution's unit at position t depends on.
+
+    Max pooling passes a gradient to one position of its window only, so the windows
+    are averaged instead, with the same geometry: every position of a window then has one.
+    """
+    for i, layer in enumerate(model.features):
+        if isinstance(layer, torch.nn.MaxPool1d):
+            model.features[i] = torch.nn.AvgPool1d(layer.kernel_size, ceil_mode=True)
+    x = dna(1, T).requires_grad_(True)
+    h = model.features(x.transpose(1, 2))  # (1, C, T')
+    t = h.shape[-1] // 2 if t is None else t
+    h[0, :, t].sum().backward()
+    return (x.grad[0].abs().sum(-1) > 0).nonzero()[:, 0]  # positions with a gradient
+
+
+def test_deep_cnn_shapes_parameters_and_receptive_field():
+    torch.manual_seed(0)
+    config = MotifDeepCNNConfig()
+    model = MotifDeepCNN(config)
+    assert model(dna(3, 80)).shape == (3,) and model(dna(2, 121)).shape == (2,)
+    block = MotifAttention(MotifAttentionConfig(num_layers=1, positions=True))
+    assert count_parameters(model) == 10_637
+    assert abs(count_parameters(model) / count_parameters(block) - 1) < 0.1
+    # the property agrees with what autograd says one unit depends on, for several layouts
+    for c in (config, MotifDeepCNNConfig((8, 8, 4), (5, 3, 7), pool=3),
+              MotifDeepCNNConfig((6,), (11,))):
+        torch.manual_seed(0)
+        reach = _reach(MotifDeepCNN(c), 400)
+        assert len(reach) == c.receptive_field
+        assert bool((reach.diff() == 1).all())  # consecutive bases
+    assert config.receptive_field == 62 >= 80 - 2 * 10  # both motifs of grammar_task(80)
+
+
+def test_deep_cnn_max_pooling_ignores_where_the_pattern_is():
+    # positions enter only through the padding: far from the ends, a shift changes nothing
+    torch.manual_seed(0)
+    model = MotifDeepCNN(MotifDeepCNNConfig()).eval()
+    x = torch.cat([torch.full((1, 100, 4), 0.25), dna(1, 20), torch.full((1, 100, 4), 0.25)], 1)
+    torch.testing.assert_close(model(x.roll(8, dims=1)), model(x))
+
+
+def test_deep_cnn_learns_the_order_that_max_pooling_cannot():
+    order = grammar_task(n_train=2000, n_test=300, length=80, seed=1)
+    x, y = order.train.one_hot, order.train.labels.float()
+
+    def batch(step, g):
+        rows = torch.randint(0, len(y), (64,), generator=g)
+        return x[rows], y[rows]
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        accs = {}
+        for name, model in (("deep", MotifDeepCNN(MotifDeepCNNConfig())),
+                            ("one layer", MotifCNN(MotifCNNConfig()))):
+            torch.manual_seed(0)
+            fit(model, batch, lambda m, b: F.binary_cross_entropy_with_logits(m(b[0]), b[1]),
+                TrainConfig(steps=150, lr=6e-3, warmup=15, device="cpu"))
+            with torch.no_grad():
+                pred = (model.eval()(order.test.one_hot) > 0).long()
+            accs[name] = float((pred == order.test.labels).float().mean())
+        assert accs["deep"] > 0.9 and accs["one layer"] < 0.7, accs
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_deep_cnn_input_checks():
+    with pytest.raises(ValueError, match="one entry per convolution"):
+        MotifDeepCNNConfig(widths=(8, 8), kernel_sizes=(11,))
+    with pytest.raises(ValueError, match="odd"):
+        MotifDeepCNNConfig(kernel_sizes=(11, 12))
+    with pytest.raises(ValueError, match="pool"):
+        MotifDeepCNNConfig(pool=0)
+    with pytest.raises(ValueError, match="widths must be positive"):
+        MotifDeepCNNConfig(widths=(8, 0))
+    with pytest.raises(ValueError, match=r"\(B, T, 4\)"):
+        MotifDeepCNN(MotifDeepCNNConfig())(torch.zeros(2, 80, 5))

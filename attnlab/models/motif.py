@@ -19,7 +19,12 @@ r"""Motif detectors for DNA: convolution + attention with readable weights, and 
    :math:`\alpha_t` (B, T) say where the model read the evidence.
 
 :class:`MotifCNN` is the baseline: convolutions, then global max pooling over the positions
-("is the pattern anywhere?"), then a linear layer.
+("is the pattern anywhere?"), then a linear layer. Its receptive field is one filter wide,
+so it cannot relate two motifs further apart than that. :class:`MotifDeepCNN` is the fair
+baseline for such rules: convolutions with max pooling between them, so that each unit of
+the last one sees :attr:`MotifDeepCNNConfig.receptive_field` bases (62 by default, as
+wide as both motifs of ``grammar_task(length=80)`` and the gap between them), then global
+max pooling and a linear layer.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from attnlab.layers import SinusoidalPositionalEncoding, TransformerBlock
 from attnlab.layers.attention_pooling import AttentionPooling
 
 __all__ = ["MotifAttentionConfig", "MotifAttention", "MotifCNNConfig", "MotifCNN",
-           "peak_in_mask"]
+           "MotifDeepCNNConfig", "MotifDeepCNN", "peak_in_mask"]
 
 
 def _check_dna(x: torch.Tensor) -> None:
@@ -175,6 +180,95 @@ class MotifCNN(nn.Module):
         _check_dna(x)
         h = self.features(x.transpose(1, 2))  # (B, 4, T) -> (B, C, T)
         return self.head(h.amax(dim=-1))[:, 0]  # max over T: (B, C) -> (B,)
+
+
+@dataclass
+class MotifDeepCNNConfig:
+    """Sizes of :class:`MotifDeepCNN`.
+
+    The defaults reach 62 bases: enough for the two motifs of ``grammar_task(length=80)``,
+    which span at most 60 bases from the first one's start to the second one's end, with
+    10,637 parameters, about as many as ``MotifAttentionConfig(num_layers=1,
+    positions=True)``'s model (11,137).
+    """
+
+    widths: tuple[int, ...] = (32, 22)  # output channels of each convolution
+    kernel_sizes: tuple[int, ...] = (11, 13)  # odd, "same" padding; the first spans a motif
+    pool: int = 4  # max pooling (window = stride) after each convolution but the last
+
+    def __post_init__(self) -> None:
+        if not self.widths or len(self.widths) != len(self.kernel_sizes):
+            raise ValueError(f"widths {self.widths} and kernel_sizes {self.kernel_sizes} "
+                             "need one entry per convolution, at least one")
+        if any(k < 1 or k % 2 == 0 for k in self.kernel_sizes):
+            raise ValueError(f"kernel_sizes must be odd and positive, got {self.kernel_sizes}")
+        if any(w < 1 for w in self.widths):
+            raise ValueError(f"widths must be positive, got {self.widths}")
+        if self.pool < 1:
+            raise ValueError(f"pool must be >= 1, got {self.pool}")
+
+    @property
+    def receptive_field(self) -> int:
+        """How many consecutive bases one unit of the last convolution sees.
+
+        Each convolution of width k adds (k - 1) steps of the current stride, each pooling
+        (pool - 1) of them and multiplies the stride by ``pool``:
+        ``11 + 3 + 12 * 4 = 62`` for the defaults.
+
+        Example:
+            >>> MotifDeepCNNConfig().receptive_field
+            62
+            >>> MotifDeepCNNConfig(widths=(8,), kernel_sizes=(11,)).receptive_field
+            11
+        """
+        field, stride = self.kernel_sizes[0], 1
+        for k in self.kernel_sizes[1:]:
+            field += (self.pool - 1) * stride
+            stride *= self.pool
+            field += (k - 1) * stride
+        return field
+
+
+class MotifDeepCNN(nn.Module):
+    """Convolutions with GELU and max pooling between them, global max pooling, a linear layer.
+
+    The first convolution detects motifs; the pooling between convolutions widens what
+    the next one sees, so that a unit of the last convolution covers
+    ``config.receptive_field`` bases and can tell which of two motifs comes first when
+    both fit in it. The global max pooling then asks "does that arrangement occur
+    anywhere?".
+
+    Args:
+        config: a :class:`MotifDeepCNNConfig`.
+
+    Shape:
+        x (B, T, 4) one-hot -> logits (B,).
+
+    Example:
+        >>> model = MotifDeepCNN(MotifDeepCNNConfig())
+        >>> model(torch.eye(4)[torch.randint(0, 4, (3, 80))]).shape
+        torch.Size([3])
+    """
+
+    def __init__(self, config: MotifDeepCNNConfig) -> None:
+        super().__init__()
+        c = config
+        self.config = c
+        layers: list[nn.Module] = []
+        width_in = 4
+        for i, (width, k) in enumerate(zip(c.widths, c.kernel_sizes)):
+            if i > 0:  # ceil_mode: the last, partial window is pooled too
+                layers.append(nn.MaxPool1d(c.pool, ceil_mode=True))
+            layers += [nn.Conv1d(width_in, width, k, padding=k // 2), nn.GELU()]
+            width_in = width
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(width_in, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B,)."""
+        _check_dna(x)
+        h = self.features(x.transpose(1, 2))  # (B, 4, T) -> (B, C, T / pool^(n-1))
+        return self.head(h.amax(dim=-1))[:, 0]  # max over positions: (B, C) -> (B,)
 
 
 def peak_in_mask(weights: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
