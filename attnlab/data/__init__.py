@@ -22,7 +22,9 @@ Modules:
   :mod:`attnlab.data.sessions`, :mod:`attnlab.data.keypad`, :mod:`attnlab.data.series`,
   :mod:`attnlab.data.dna`, :mod:`attnlab.data.vqa`;
 - real data that ships offline: :mod:`attnlab.data.movielens` -- :func:`movielens_sequences`,
-  MovieLens users' ratings in time order, split leave-last-out.
+  MovieLens users' ratings in time order, split leave-last-out;
+  :mod:`attnlab.data.electricity` -- :func:`electricity_task`, Victoria's half-hourly
+  electricity demand with temperature and work days, split by time.
 """
 
 from attnlab.data.addition import addition_task
@@ -51,6 +53,14 @@ from attnlab.data.dna import (
     motif_pwm,
     site_mask,
     window_distances,
+)
+from attnlab.data.electricity import (
+    STEPS_PER_DAY,
+    ElecDemand,
+    ElectricitySplit,
+    ElectricityTask,
+    electricity_task,
+    load_elecdemand,
 )
 from attnlab.data.keypad import (
     KeypadConfig,
@@ -134,5 +144,6 @@ __all__ = [
     "PARTNER", "DECOY_KINDS", "QUESTION_KINDS", "Question", "all_questions", "question_vocab",
     "VQASplit", "VQATask", "vqa_task", "question_prior_accuracy", "SHIFT", "SHIFT_VOCAB",
     "shift_task", "shift_loss", "shift_accuracy", "MovieLensSequences", "movielens_sequences",
-    "load_movielens_ratings",
+    "load_movielens_ratings", "STEPS_PER_DAY", "ElecDemand", "load_elecdemand",
+    "ElectricitySplit", "ElectricityTask", "electricity_task",
 ]
