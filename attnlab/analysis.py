@@ -33,6 +33,7 @@ from torch import nn
 
 from attnlab._validate import shape_str
 from attnlab.attribution import (
+    _layers_and_heads,
     gradient_x_input,
     head_gradient_importance,
     integrated_gradients,
@@ -409,14 +410,7 @@ def head_importance(
         >>> imp.shape, bool((imp > 0).all())      # either head carries part of |out|
         (torch.Size([1, 2]), True)
     """
-    layers = attention_layers(model)
-    if not layers:
-        raise ValueError(f"{type(model).__name__} has no MultiHeadAttention layer")
-    counts = {layer.num_heads for layer in layers}
-    if len(counts) != 1:
-        raise ValueError(f"the attention layers have different head counts {sorted(counts)}: "
-                         "importance (L, H) needs one H")
-    H = counts.pop()
+    layers, H = _layers_and_heads(model)
     baseline = float(evaluate(model))
     importance = torch.zeros(len(layers), H, dtype=torch.float64)
     for layer in range(len(layers)):

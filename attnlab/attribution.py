@@ -32,6 +32,18 @@ __all__ = [
 ]
 
 
+def _layers_and_heads(model: nn.Module) -> tuple[list[MultiHeadAttention], int]:
+    """The model's attention layers in module order and their one head count H."""
+    layers = [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no MultiHeadAttention layer")
+    counts = {layer.num_heads for layer in layers}
+    if len(counts) != 1:
+        raise ValueError(f"the attention layers have different head counts {sorted(counts)}: "
+                         "importance (L, H) needs one H")
+    return layers, counts.pop()
+
+
 def gradient_x_input(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -378,14 +390,7 @@ def head_gradient_importance(
         >>> torch.allclose(proxy[0, 1], (mha(x).sum(dim=(1, 2)) - without_1).abs().mean().double())
         True
     """
-    layers = [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
-    if not layers:
-        raise ValueError(f"{type(model).__name__} has no MultiHeadAttention layer")
-    counts = {layer.num_heads for layer in layers}
-    if len(counts) != 1:
-        raise ValueError(f"the attention layers have different head counts {sorted(counts)}: "
-                         "importance (L, H) needs one H")
-    H = counts.pop()
+    layers, H = _layers_and_heads(model)
     gates: list[list[torch.Tensor]] = [[] for _ in layers]
 
     def make_hook(index: int, layer: MultiHeadAttention):  # noqa: ANN202 - a hook

@@ -374,3 +374,25 @@ def test_swiglu_matches_its_definition_and_counts_parameters():
     assert sum(p.numel() for p in SwiGLU(8, 24, bias=True).parameters()) == 3 * 8 * 24 + 2 * 24 + 8
     with pytest.raises(ValueError, match="hidden_dim must be a positive integer"):
         SwiGLU(8, 0)
+
+
+def test_run_blocks_is_the_blocks_one_after_another_with_their_weights():
+    from attnlab.layers import TransformerBlock, run_blocks
+    from attnlab.masks import causal_mask
+
+    torch.manual_seed(0)
+    blocks = [TransformerBlock(8, 2, 16).eval() for _ in range(3)]
+    x, mask = torch.randn(2, 5, 8), causal_mask(5, 5)
+    by_hand, maps = x, []
+    for block in blocks:
+        by_hand, w = block(by_hand, mask=mask, need_weights=True)
+        maps.append(w)
+    y, weights = run_blocks(blocks, x, mask, need_weights=True)
+    torch.testing.assert_close(y, by_hand)
+    assert len(weights) == 3
+    for w, expected in zip(weights, maps):
+        torch.testing.assert_close(w, expected)
+        assert float(w[..., 0, 1:].detach().abs().max()) == 0.0  # every block got the mask
+    y_only, none = run_blocks(blocks, x, mask)
+    torch.testing.assert_close(y_only, by_hand)
+    assert none == []

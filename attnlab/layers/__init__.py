@@ -17,7 +17,14 @@ bool masks).
 
 from attnlab.layers.attention import AdditiveAttention, MultiHeadAttention
 from attnlab.layers.attention_pooling import AttentionPooling
-from attnlab.layers.blocks import DecoderBlock, FeedForward, RMSNorm, SwiGLU, TransformerBlock
+from attnlab.layers.blocks import (
+    DecoderBlock,
+    FeedForward,
+    RMSNorm,
+    SwiGLU,
+    TransformerBlock,
+    run_blocks,
+)
 from attnlab.layers.cache import KVCache, RollingKVCache
 from attnlab.layers.patches import patch_count, patchify, unpatchify
 from attnlab.layers.positions import (
@@ -28,6 +35,7 @@ from attnlab.layers.positions import (
 )
 
 __all__ = [
+    "run_blocks",
     "AdditiveAttention",
     "KVCache",
     "RollingKVCache",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -11,7 +13,7 @@ from attnlab.layers.attention import MultiHeadAttention
 from attnlab.layers.cache import KVCache
 from attnlab.layers.positions import RotaryEmbedding
 
-__all__ = ["FeedForward", "RMSNorm", "SwiGLU", "TransformerBlock", "DecoderBlock"]
+__all__ = ["FeedForward", "RMSNorm", "SwiGLU", "TransformerBlock", "DecoderBlock", "run_blocks"]
 
 
 class FeedForward(nn.Module):
@@ -240,3 +242,33 @@ class DecoderBlock(nn.Module):
         x = self.norm1(x + self_block(x))
         x = self.norm2(x + cross_block(x))
         return self.norm3(x + self.dropout(self.ff(x)))
+
+
+def run_blocks(blocks: Iterable[nn.Module], x: torch.Tensor, mask: torch.Tensor | None = None,
+               need_weights: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Pass ``x`` through Transformer blocks in order, collecting their attention weights.
+
+    Args:
+        blocks: :class:`TransformerBlock` s (or modules with the same call).
+        x: the input of the first block.
+        mask: the attention mask every block gets (True = may attend), or None.
+        need_weights: also return each block's attention weights.
+
+    Shape:
+        x (B, T, C) -> (B, T, C); weights: L tensors (B, H, T, T), or [] without
+        ``need_weights``.
+
+    Example:
+        >>> blocks = [TransformerBlock(8, 2, 16), TransformerBlock(8, 2, 16)]
+        >>> y, weights = run_blocks(blocks, torch.randn(1, 3, 8), need_weights=True)
+        >>> tuple(y.shape), [tuple(w.shape) for w in weights]
+        ((1, 3, 8), [(1, 2, 3, 3), (1, 2, 3, 3)])
+    """
+    weights: list[torch.Tensor] = []
+    for block in blocks:
+        if need_weights:
+            x, w = block(x, mask=mask, need_weights=True)  # w (B, H, T, T)
+            weights.append(w)
+        else:
+            x = block(x, mask=mask)
+    return x, weights

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from attnlab._validate import shape_str
-from attnlab.layers import LearnedPositionalEmbedding, TransformerBlock
+from attnlab.layers import LearnedPositionalEmbedding, TransformerBlock, run_blocks
 
 __all__ = [
     "ForecasterConfig",
@@ -33,6 +33,7 @@ __all__ = [
     "naive_forecast",
     "seasonal_naive_forecast",
     "LinearForecaster",
+    "fit_ridge",
     "mae",
     "mase",
     "seasonal_scale",
@@ -138,13 +139,7 @@ class Forecaster(nn.Module):
         values = self.value_embed((context - level)[..., None])  # (B, L, C)
         x = torch.cat([values, self.horizon_token.expand(B, c.horizon, -1)], dim=1)  # (B, T, C)
         x = self.pos_embed(x)
-        weights = []
-        for block in self.blocks:
-            if need_weights:
-                x, w = block(x, mask=self.mask, need_weights=True)  # w (B, H, T, T)
-                weights.append(w)
-            else:
-                x = block(x, mask=self.mask)
+        x, weights = run_blocks(self.blocks, x, self.mask, need_weights)
         out = self.head(self.norm(x[:, c.context:]))[..., 0] + level  # (B, F)
         if need_weights:
             return out, torch.stack(weights, dim=1)  # (B, depth, H, T, T)
@@ -247,15 +242,8 @@ class LinearForecaster(nn.Module):
         if center:
             level = x.mean(dim=1, keepdim=True)  # (W, 1)
             x, y = x - level, y - level
-        x1 = torch.cat([x, torch.ones(W, 1, dtype=x.dtype)], dim=1)  # (W, L + 1)
-        gram = x1.T @ x1  # (L + 1, L + 1)
-        penalty = ridge * gram.diagonal()[:L].mean() * torch.eye(L + 1, dtype=x.dtype)
-        penalty[L, L] = 0.0  # the bias is not penalised
-        solution = torch.linalg.solve(gram + penalty, x1.T @ y)  # (L + 1, F)
         model = cls(L, target.shape[1], center)
-        with torch.no_grad():
-            model.linear.weight.copy_(solution[:L].T.float())
-            model.linear.bias.copy_(solution[L].float())
+        fit_ridge(model.linear, x, y, ridge)
         return model
 
     def forward(self, context: torch.Tensor) -> torch.Tensor:
@@ -356,3 +344,36 @@ def peak_lags(weights: torch.Tensor) -> torch.Tensor:
     F, L = weights.shape[-2:]
     j = torch.arange(F, device=weights.device)  # (F,)
     return L + j - weights.argmax(dim=-1)  # (..., F)
+
+
+def fit_ridge(linear: nn.Linear, x: torch.Tensor, y: torch.Tensor, ridge: float) -> None:
+    """Set ``linear`` to the ridge least-squares fit of ``y`` on ``x`` (the bias unpenalised).
+
+    The penalty is ``ridge`` times the mean diagonal of the Gram matrix, so one ``ridge``
+    means the same for any scale of the features.
+
+    Args:
+        linear: an ``nn.Linear(n, F)``; its weight and bias are overwritten.
+        x: the features (W, n), float64 for a stable solve.
+        y: the targets (W, F).
+        ridge: the penalty's weight, >= 0 (0: ordinary least squares).
+
+    Shape:
+        x (W, n), y (W, F) -> linear.weight (F, n), linear.bias (F,).
+
+    Example:
+        >>> x = torch.randn(50, 2, dtype=torch.float64)
+        >>> linear = nn.Linear(2, 1)
+        >>> fit_ridge(linear, x, x @ torch.tensor([[2.0], [-1.0]], dtype=x.dtype) + 3, 0.0)
+        >>> linear.weight.round(decimals=4).tolist(), round(linear.bias.item(), 4)
+        ([[2.0, -1.0]], 3.0)
+    """
+    W, n = x.shape
+    x1 = torch.cat([x, torch.ones(W, 1, dtype=x.dtype)], dim=1)  # (W, n + 1)
+    gram = x1.T @ x1  # (n + 1, n + 1)
+    penalty = ridge * gram.diagonal()[:n].mean() * torch.eye(n + 1, dtype=x.dtype)
+    penalty[n, n] = 0.0  # the bias is not penalised
+    solution = torch.linalg.solve(gram + penalty, x1.T @ y)  # (n + 1, F)
+    with torch.no_grad():
+        linear.weight.copy_(solution[:n].T.to(linear.weight.dtype))
+        linear.bias.copy_(solution[n].to(linear.bias.dtype))

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from attnlab._validate import check_weights_and_positions, shape_str
-from attnlab.layers import SinusoidalPositionalEncoding, TransformerBlock
+from attnlab.layers import SinusoidalPositionalEncoding, TransformerBlock, run_blocks
 from attnlab.layers.attention_pooling import AttentionPooling
 
 __all__ = ["MotifAttentionConfig", "MotifAttention", "MotifCNNConfig", "MotifCNN",
@@ -112,13 +112,7 @@ class MotifAttention(nn.Module):
         h = self.act(self.kmer(x.transpose(1, 2))).transpose(1, 2)  # (B, 4, T) -> (B, T, C)
         if self.position is not None:
             h = self.position(h)  # (B, T, C)
-        maps = []
-        for block in self.blocks:
-            if need_weights:
-                h, w = block(h, need_weights=True)  # (B, T, C), (B, H, T, T)
-                maps.append(w)
-            else:
-                h = block(h)
+        h, maps = run_blocks(self.blocks, h, need_weights=need_weights)  # (B, T, C)
         return self.norm(h), maps
 
     def forward(self, x: torch.Tensor, need_weights: bool = False

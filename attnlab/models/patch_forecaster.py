@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 from attnlab._validate import shape_str
-from attnlab.layers import LearnedPositionalEmbedding, TransformerBlock
+from attnlab.layers import LearnedPositionalEmbedding, TransformerBlock, run_blocks
+from attnlab.models.forecaster import fit_ridge
 
 __all__ = [
     "instance_norm",
@@ -180,13 +181,7 @@ class PatchForecaster(nn.Module):
         if self.horizon_embed is not None:
             ahead = ahead + self.horizon_embed(self._patches(covariates[:, L:]))
         x = self.pos_embed(torch.cat([tokens, ahead], dim=1))  # (B, T, C)
-        weights = []
-        for block in self.blocks:
-            if need_weights:
-                x, w = block(x, need_weights=True)  # w (B, H, T, T)
-                weights.append(w)
-            else:
-                x = block(x)
+        x, weights = run_blocks(self.blocks, x, need_weights=need_weights)  # (B, T, C)
         out = self.head(self.norm(x[:, L // c.patch:])).reshape(B, c.horizon)  # (B, F)
         out = out * std + mean
         if need_weights:
@@ -252,16 +247,8 @@ class LinearCovariateForecaster(nn.Module):
         x, level = cls._features(context.double(), None if covariates is None
                                  else covariates.double())
         y = target.double() - level
-        n = x.shape[1]
-        x1 = torch.cat([x, torch.ones(W, 1, dtype=x.dtype)], dim=1)  # (W, n + 1)
-        gram = x1.T @ x1  # (n + 1, n + 1)
-        penalty = ridge * gram.diagonal()[:n].mean() * torch.eye(n + 1, dtype=x.dtype)
-        penalty[n, n] = 0.0  # the bias is not penalised
-        solution = torch.linalg.solve(gram + penalty, x1.T @ y)  # (n + 1, F)
-        model = cls(L, target.shape[1], n)
-        with torch.no_grad():
-            model.linear.weight.copy_(solution[:n].T.float())
-            model.linear.bias.copy_(solution[n].float())
+        model = cls(L, target.shape[1], x.shape[1])
+        fit_ridge(model.linear, x, y, ridge)
         return model
 
     def forward(self, context: torch.Tensor, covariates: torch.Tensor | None = None

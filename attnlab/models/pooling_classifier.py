@@ -26,7 +26,12 @@ import torch
 from torch import nn
 
 from attnlab._validate import check_ids, check_weights_and_positions, shape_str
-from attnlab.layers import AttentionPooling, LearnedPositionalEmbedding, TransformerBlock
+from attnlab.layers import (
+    AttentionPooling,
+    LearnedPositionalEmbedding,
+    TransformerBlock,
+    run_blocks,
+)
 from attnlab.masks import padding_mask
 
 __all__ = [
@@ -111,14 +116,8 @@ class AttentionPoolingClassifier(nn.Module):
                              f"max_len={self.config.max_len}")
         real = padding_mask(lengths, ids.shape[1], device=ids.device)  # (B, 1, T)
         x = self.position(self.embed(ids))  # (B, T, C)
-        maps = []
         keys = real.expand(-1, ids.shape[1], -1)  # (B, T, T): every query, the real keys
-        for block in self.blocks:
-            if need_weights:
-                x, w = block(x, mask=keys, need_weights=True)
-                maps.append(w)  # (B, H, T, T)
-            else:
-                x = block(x, mask=keys)
+        x, maps = run_blocks(self.blocks, x, keys, need_weights)  # maps: (B, H, T, T) each
         return self.norm(x), real[:, 0], maps
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor, need_weights: bool = False

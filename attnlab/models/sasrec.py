@@ -169,6 +169,26 @@ class MarkovRecommender:
 # ---------------------------------------------------------------------------- SASRec
 
 
+class _NextItemModel(nn.Module):
+    """What the next-item networks share: ``score`` ranks the catalogue after each history,
+    from the logits (B, T, V + 1) that the subclass's ``forward`` returns."""
+
+    @torch.no_grad()
+    def score(self, history: torch.Tensor) -> torch.Tensor:
+        """Scores of every item as the next one after each history (eval mode).
+
+        Shape:
+            history (B, T) -> scores (B, V + 1), column 0 = -inf.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            logits = self(history)  # (B, T, V + 1)
+        finally:
+            self.train(was_training)
+        return logits[:, -1]  # (B, V + 1): the most recent position
+
+
 @dataclass
 class SASRecConfig:
     """Sizes of the self-attentive recommender; the defaults train on the synthetic
@@ -193,7 +213,7 @@ class SASRecConfig:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
 
 
-class SASRec(nn.Module):
+class SASRec(_NextItemModel):
     r"""Self-attentive sequential recommendation (Kang and McAuley 2018), pre-norm.
 
     .. math::
@@ -268,21 +288,6 @@ class SASRec(nn.Module):
             return logits, torch.stack(weights, dim=1)  # (B, L, H, T, T)
         return logits
 
-    @torch.no_grad()
-    def score(self, history: torch.Tensor) -> torch.Tensor:
-        """Scores of every item as the next one after each history (eval mode).
-
-        Shape:
-            history (B, T) -> scores (B, V + 1), column 0 = -inf.
-        """
-        was_training = self.training
-        self.eval()
-        try:
-            logits = self(history)  # (B, T, V + 1)
-        finally:
-            self.train(was_training)
-        return logits[:, -1]  # (B, V + 1): the most recent position
-
 
 def next_item_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of the next item over the whole catalogue, at every non-padded target.
@@ -323,7 +328,7 @@ class HistoryRecConfig:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
 
 
-class _HistoryRec(nn.Module):
+class _HistoryRec(_NextItemModel):
     """The shared parts: item table, scores against it, and score()."""
 
     def __init__(self, config: HistoryRecConfig) -> None:
@@ -346,21 +351,6 @@ class _HistoryRec(nn.Module):
         x = self.dropout(self.item_embed(ids))  # (B, T, C)
         h = self.states(x, real)  # (B, T, C)
         return _no_padding(h @ self.item_embed.weight.T)  # (B,T,C) @ (C,V+1) -> (B,T,V+1)
-
-    @torch.no_grad()
-    def score(self, history: torch.Tensor) -> torch.Tensor:
-        """Scores of every item as the next one after each history (eval mode).
-
-        Shape:
-            history (B, T) -> scores (B, V + 1), column 0 = -inf.
-        """
-        was_training = self.training
-        self.eval()
-        try:
-            logits = self(history)  # (B, T, V + 1)
-        finally:
-            self.train(was_training)
-        return logits[:, -1]  # (B, V + 1): the most recent position
 
 
 class GRU4Rec(_HistoryRec):

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from attnlab._validate import shape_str
-from attnlab.layers import LearnedPositionalEmbedding, TransformerBlock
+from attnlab.layers import LearnedPositionalEmbedding, TransformerBlock, run_blocks
 from attnlab.layers.patches import patch_count, patchify
 
 __all__ = ["ViTConfig", "ViT", "CNNConfig", "SmallCNN"]
@@ -131,13 +131,7 @@ class ViT(nn.Module):
         """Class logits (B, num_classes); with ``need_weights`` also the weights
         (B, L, H, T, T) of every block."""
         x = self.embed(images)  # (B, T, C)
-        weights = []
-        for block in self.blocks:
-            if need_weights:
-                x, w = block(x, need_weights=True)  # w (B, H, T, T)
-                weights.append(w)
-            else:
-                x = block(x)
+        x, weights = run_blocks(self.blocks, x, need_weights=need_weights)  # (B, T, C)
         logits = self.head(self.norm(x[:, 0]))  # the class token: (B, C) -> (B, classes)
         if need_weights:
             return logits, torch.stack(weights, dim=1)  # (B, L, H, T, T)
