@@ -5,7 +5,7 @@
   path from a baseline input (Sundararajan et al. 2017);
 - :func:`occlusion` -- how much a score falls when one token is replaced;
 - :func:`head_gradient_importance` -- Michel et al.'s (2019) proxy for a
-  head's importance: the expected |gradient of the loss w.r.t. its gate|;
+  head's importance: the expected absolute gradient of the loss with respect to its gate;
 - :func:`rank_correlation` -- a way to compare any two attributions (or an
   attribution and attention weights, or two rankings of the heads).
 
@@ -333,7 +333,7 @@ def head_gradient_importance(
     *,
     normalize: bool = False,
 ) -> torch.Tensor:
-    r"""Michel et al.'s gradient proxy for head importance: E |dL/d(gate)|.
+    r"""Michel et al.'s head importance: the mean absolute gradient of the loss by a head's gate.
 
     Michel et al. (2019) put a gate :math:`\xi_h` on every head,
     :math:`\operatorname{out} = \sum_h \xi_h \operatorname{head}_h W^O_h

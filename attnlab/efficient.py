@@ -245,7 +245,7 @@ def mean_pool_projection(r: int, S: int, *, dtype: torch.dtype | None = None) ->
     """The Linformer projection that averages r contiguous blocks of keys.
 
     Row i averages positions ``floor(i S / r)`` to ``ceil((i + 1) S / r) - 1``,
-    the blocks of :func:`torch.nn.functional.adaptive_avg_pool1d`, so ``e @ k``
+    the blocks of ``torch.nn.functional.adaptive_avg_pool1d``, so ``e @ k``
     equals that pooling along the sequence. No parameters; every row sums to 1.
 
     Args:

@@ -227,7 +227,7 @@ def model_accuracy(model: nn.Module, inputs: torch.Tensor | Sequence[torch.Tenso
         ignore_index: a target value that is not counted, or None.
 
     Shape:
-        model(*inputs) (..., K), targets (...) -> a Python float in [0, 1].
+        ``model(*inputs)`` (..., K), targets (...) -> a Python float in [0, 1].
 
     Example:
         >>> model = nn.Linear(2, 2)

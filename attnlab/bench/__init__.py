@@ -36,10 +36,10 @@ Methods (``q, k, v`` are (B, H, T, D), self-attention, no mask):
 ``torch-mha``       ``nn.MultiheadAttention`` with the same weights
 ==================  =========================================================
 
-The package's modules, one job each: :mod:`~attnlab.bench.cases` (the
-methods and their inputs), :mod:`~attnlab.bench.measure` (one case, in its
-own process), :mod:`~attnlab.bench.suite` (every case), :mod:`~attnlab.bench.report`
-(schema, ratios, table, plots) and :mod:`~attnlab.bench.cli`.
+The package's modules, one job each: ``attnlab.bench.cases`` (the
+methods and their inputs), ``attnlab.bench.measure`` (one case, in its
+own process), ``attnlab.bench.suite`` (every case), ``attnlab.bench.report``
+(schema, ratios, table, plots) and ``attnlab.bench.cli``.
 
 Tests check that what is benchmarked is correct, never how fast it is.
 """

@@ -65,8 +65,8 @@ def load_movielens_ratings() -> dict[str, np.ndarray]:
     titles and genres (``"Comedy|Drama"``), as NumPy arrays in the data set's order.
 
     Returns:
-        A dict of five arrays of length 100,004: ``user``, ``movie``, ``timestamp``
-        (int64), ``title``, ``genres`` (str). Fresh copies on every call.
+        A dict of five arrays, each of length 100,004 (``user``, ``movie`` and
+        ``timestamp`` as int64, ``title`` and ``genres`` as str), fresh copies on every call.
 
     Example:
         >>> raw = load_movielens_ratings()
@@ -122,7 +122,7 @@ class MovieLensSequences:
 
     @property
     def train(self) -> torch.Tensor:
-        """(N, L - 2): each user's training items, everything but the last two, left-padded."""
+        """Each user's training items (N, L - 2), everything but the last two, left-padded."""
         return self.items[:, :-2]
 
     def split(self, name: str, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:

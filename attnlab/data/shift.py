@@ -6,7 +6,7 @@ positions: the task the book uses to compare positional encodings (none, sinusoi
 learned, rotary) and to test them on sequences longer than those seen in training.
 
 The first ``shift`` positions have no token ``shift`` places back (their target wraps
-around to the end of the sequence); :func:`shift_loss` and :func:`shift_accuracy` leave
+around to the end of the sequence); ``shift_loss`` and ``shift_accuracy`` leave
 them out.
 """
 

@@ -1,6 +1,6 @@
 """The ``check`` cells of an exercise notebook: public tests and feedback, never a score.
 
-:func:`checker` loads one exercise set from the tests folder (``$ATTNLAB_TESTS``,
+``checker()`` loads one exercise set from the tests folder (``$ATTNLAB_TESTS``,
 default the bundles shipped in :mod:`attnlab.grading`) and returns the ``check``
 function a notebook calls.
 """

@@ -107,7 +107,7 @@ class PatchForecasterConfig:
 
     @property
     def num_tokens(self) -> int:
-        """T = (L + F) / P: the context patches, then the horizon patches."""
+        """The number of tokens T = (L + F) / P, the context patches then the horizon patches."""
         return (self.context + self.horizon) // self.patch
 
 

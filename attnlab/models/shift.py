@@ -3,7 +3,7 @@
 Token embedding, then positions -- none, sinusoidal (added), learned (added) or rotary
 (inside attention) -- then one :class:`attnlab.layers.TransformerBlock` (optionally with a
 sliding attention window) and a linear read-out at every position. It is the model the
-book trains on :func:`attnlab.data.shift.shift_task` to compare positional encodings and
+book trains on ``attnlab.data.shift_task`` to compare positional encodings and
 to test them on sequences longer than those it was trained on.
 """
 
