@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from test_analysis_heads import LinearBag  # the linear model both files test against
 from torch import nn
 
 from attnlab.analysis import (
@@ -121,19 +122,6 @@ def test_proxy_errors():
     assert all(not blk.self_attn.out_proj._forward_pre_hooks for blk in model.blocks)
 
 # ------------------------------------------------------------- integrated gradients
-
-
-class LinearBag(nn.Module):
-    """Scores a sequence by a linear read-out of the sum of its token vectors."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(5)
-        self.embed = nn.Embedding(6, 3)
-        self.readout = nn.Linear(3, 1, bias=False)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.readout(self.embed(ids).sum(1))  # (B, 1)
 
 
 def test_integrated_gradients_of_a_linear_model_is_gradient_x_input():
