@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from attnlab.data import random_rows
 from attnlab.data.dna import dna_task, grammar_task
 from attnlab.models import count_parameters
 from attnlab.models.motif import (
@@ -75,9 +76,7 @@ def test_both_learn_the_rule_quickly():
     task = dna_task(n_train=1000, n_test=300, length=50, seed=1)
     x, y = task.train.one_hot, task.train.labels.float()
 
-    def batch(step, g):
-        rows = torch.randint(0, len(y), (64,), generator=g)
-        return x[rows], y[rows]
+    batch = random_rows(x, y, batch_size=64)
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: a second thread only adds overhead
@@ -159,9 +158,7 @@ def test_deep_cnn_learns_the_order_that_max_pooling_cannot():
     order = grammar_task(n_train=2000, n_test=300, length=80, seed=1)
     x, y = order.train.one_hot, order.train.labels.float()
 
-    def batch(step, g):
-        rows = torch.randint(0, len(y), (64,), generator=g)
-        return x[rows], y[rows]
+    batch = random_rows(x, y, batch_size=64)
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
