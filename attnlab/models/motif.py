@@ -25,6 +25,11 @@ baseline for such rules: convolutions with max pooling between them, so that eac
 the last one sees :attr:`MotifDeepCNNConfig.receptive_field` bases (62 by default, as
 wide as both motifs of ``grammar_task(length=80)`` and the gap between them), then global
 max pooling and a linear layer.
+
+Reading a trained detector: :func:`in_silico_mutagenesis` (the logit's change for every
+single-base substitution), :func:`aligned_pwm` (a PWM from windows around where a model
+points, aligned by strand and shift), :func:`compare_pwms` (its best correlation with a
+planted PWM), and :func:`pwm_scan`, the classic log-odds scanner that needs the true PWM.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ from attnlab.layers import SinusoidalPositionalEncoding, TransformerBlock, run_b
 from attnlab.layers.attention_pooling import AttentionPooling
 
 __all__ = ["MotifAttentionConfig", "MotifAttention", "MotifCNNConfig", "MotifCNN",
-           "MotifDeepCNNConfig", "MotifDeepCNN", "peak_in_mask"]
+           "MotifDeepCNNConfig", "MotifDeepCNN", "peak_in_mask", "in_silico_mutagenesis",
+           "aligned_pwm", "compare_pwms", "pwm_scan"]
 
 
 def _check_dna(x: torch.Tensor) -> None:
@@ -283,3 +289,164 @@ def peak_in_mask(weights: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     check_weights_and_positions(weights, mask, "mask")
     peak = weights.argmax(dim=-1)  # (B,)
     return mask.gather(1, peak[:, None])[:, 0]  # (B,)
+
+
+def in_silico_mutagenesis(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The change in the logit for every single-base substitution of each sequence.
+
+    Entry ``[b, t, c]`` is ``model(x_b with base t set to c) - model(x_b)``: 0 where ``c``
+    is the base already there, negative where the change costs the model its evidence.
+    All ``4 T`` variants of a sequence go through the model in one batch.
+
+    Args:
+        model: maps one-hot DNA (B, T, 4) to logits (B,); run in eval mode, no gradients.
+        x: one-hot DNA (B, T, 4).
+
+    Shape:
+        x (B, T, 4) -> (B, T, 4).
+
+    Example:
+        >>> torch.manual_seed(0) and None
+        >>> model = MotifCNN(MotifCNNConfig(widths=(4,), kernel_size=3))
+        >>> x = torch.eye(4)[torch.tensor([[0, 1, 2, 3, 0]])]
+        >>> effect = in_silico_mutagenesis(model, x)
+        >>> effect.shape, bool((effect[x.bool()] == 0).all())
+        (torch.Size([1, 5, 4]), True)
+    """
+    _check_dna(x)
+    B, T, _ = x.shape
+    variants = x[:, None, None].repeat(1, T, 4, 1, 1)  # (B, T, 4, T, 4)
+    t = torch.arange(T)
+    variants[:, t, :, t] = torch.eye(4, dtype=x.dtype)  # position t set to each base
+    with torch.no_grad():
+        model.eval()
+        ref = model(x)  # (B,)
+        out = model(variants.reshape(B * T * 4, T, 4)).reshape(B, T, 4)
+    return out - ref[:, None, None]
+
+
+def aligned_pwm(ids: torch.Tensor, centres: torch.Tensor, width: int, *, shift: int = 3,
+                rounds: int = 3, pseudocount: float = 0.5) -> torch.Tensor:
+    """A PWM from windows around given positions, aligned by strand and a small shift.
+
+    Each window of ``width`` bases is centred on ``centres[b]`` (e.g. where the attention
+    peaks). Sites may lie on either strand and the peak need not fall on the same base
+    of every site, so each window is aligned like a tiny motif finder: starting from the
+    first window (pass the most confident first), each round places every window at the
+    shift in ``[-shift, shift]`` and on the strand (as read or reverse-complemented)
+    where it scores best under the current PWM, then recounts the PWM from them.
+
+    Args:
+        ids: bases (B, T), ids into ``ALPHABET``.
+        centres: (B,) positions to centre the windows on.
+        width: bases per window.
+        shift: how far a window may move to align.
+        rounds: alignment rounds.
+        pseudocount: added to each count of the PWM used for scoring.
+
+    Shape:
+        ids (B, T), centres (B,) -> (width, 4), rows summing to 1 (without pseudocounts).
+
+    Example:
+        >>> ids = torch.tensor([[0, 0, 1, 2, 3, 0, 0], [3, 3, 0, 1, 2, 3, 3]])
+        >>> aligned_pwm(ids, torch.tensor([3, 3]), 3, shift=0).argmax(-1)
+        tensor([1, 2, 3])
+    """
+    if ids.dim() != 2 or centres.shape != ids.shape[:1]:
+        raise ValueError(f"need ids (B, T) and centres (B,), got {shape_str(ids)} and "
+                         f"{shape_str(centres)}")
+    if width < 1 or shift < 0:
+        raise ValueError(f"need width >= 1 and shift >= 0, got {width} and {shift}")
+    pad = width // 2 + shift
+    padded = nn.functional.pad(ids.long(), (pad, pad), value=4)  # 4: beyond the ends
+    span = torch.arange(-(width // 2) - shift, width - width // 2 + shift)  # (W + 2 s,)
+    wide = padded.gather(1, centres.long()[:, None] + pad + span)  # (B, W + 2 s)
+    strands = torch.stack([wide, torch.where(wide < 4, 3 - wide, 4).flip(-1)], 1)
+    cands = strands.unfold(-1, width, 1).reshape(len(ids), -1, width)  # (B, K, W)
+    onehot = nn.functional.one_hot(cands, 5)[..., :4].double()  # (B, K, W, 4)
+    pick = onehot[0, shift]  # the first window, as read and unshifted
+    for _ in range(rounds):
+        p = pick.sum(0) if pick.dim() == 3 else pick
+        logp = ((p + pseudocount) / (p + pseudocount).sum(-1, keepdim=True)).log()
+        score = (onehot * logp).sum((-1, -2))  # (B, K)
+        pick = onehot[torch.arange(len(ids)), score.argmax(-1)]  # (B, W, 4)
+    counts = pick.sum(0)
+    return counts / counts.sum(-1, keepdim=True).clamp_min(1)
+
+
+def compare_pwms(found: torch.Tensor, planted: torch.Tensor) -> tuple[float, int, int]:
+    """How well ``found`` matches ``planted``: the best Pearson r of their probabilities.
+
+    ``planted`` (L, 4) slides along ``found`` (W, 4), W >= L, on both strands (as given and
+    reverse-complemented, ``flip(0, 1)``); at each offset the L x 4 probabilities of both
+    are correlated.
+
+    Args:
+        found: a PWM (W, 4), e.g. from :func:`aligned_pwm`.
+        planted: a PWM (L, 4), L <= W.
+
+    Returns:
+        (r, offset, strand): the best correlation, the row of ``found`` where ``planted``
+        starts, and +1 or -1 for the strand.
+
+    Example:
+        >>> p = torch.tensor([[.7, .1, .1, .1], [.1, .1, .1, .7], [.1, .7, .1, .1]])
+        >>> wide = torch.cat([torch.full((2, 4), .25), p.flip(0, 1)])
+        >>> r, offset, strand = compare_pwms(wide, p)
+        >>> round(r, 4), offset, strand
+        (1.0, 2, -1)
+    """
+    if found.dim() != 2 or planted.dim() != 2 or found.shape[1] != 4 or planted.shape[1] != 4:
+        raise ValueError(f"need two PWMs (W, 4) and (L, 4), got {shape_str(found)} and "
+                         f"{shape_str(planted)}")
+    W, L = found.shape[0], planted.shape[0]
+    if L > W:
+        raise ValueError(f"planted ({L} rows) must be no longer than found ({W} rows)")
+    best = (-2.0, 0, 1)
+    for strand, p in ((1, planted), (-1, planted.flip(0, 1))):
+        b = p.double().flatten() - p.double().mean()
+        for offset in range(W - L + 1):
+            a = found[offset:offset + L].double().flatten()
+            a = a - a.mean()
+            r = float(a @ b / (a.norm() * b.norm()).clamp_min(1e-12))
+            if r > best[0]:
+                best = (r, offset, strand)
+    return best
+
+
+def pwm_scan(x: torch.Tensor, pwm: torch.Tensor, background: torch.Tensor | None = None,
+             pseudocount: float = 1e-3) -> torch.Tensor:
+    r"""The classic motif scanner: every window's log-odds score, on both strands.
+
+    .. math::
+
+        s_{t} = \sum_{i=0}^{L-1} \log \frac{P(x_{t+i} \mid \text{position } i)}
+                {P(x_{t+i} \mid \text{background})}
+
+    The reverse strand uses the reverse-complemented PWM (``pwm.flip(0, 1)``).
+    ``scores.amax((1, 2))`` is the score of a sequence's best site.
+
+    Args:
+        x: one-hot DNA (B, T, 4).
+        pwm: (L, 4) probabilities, rows summing to 1.
+        background: (4,) base probabilities; None: uniform.
+        pseudocount: added to the PWM's probabilities (then renormalised) so that a base
+            the sites never showed scores finitely.
+
+    Shape:
+        x (B, T, 4), pwm (L, 4) -> (B, T - L + 1, 2): forward, reverse strand.
+
+    Example:
+        >>> pwm = torch.tensor([[1., 0, 0, 0], [0, 0, 0, 1.]])      # "AT"
+        >>> x = torch.eye(4)[torch.tensor([[2, 0, 3, 2]])]          # "GATG"
+        >>> pwm_scan(x, pwm).argmax(1)       # both strands: AT is its own complement
+        tensor([[1, 1]])
+    """
+    _check_dna(x)
+    if pwm.dim() != 2 or pwm.shape[1] != 4 or pwm.shape[0] > x.shape[1]:
+        raise ValueError(f"pwm must be (L, 4) with L <= T = {x.shape[1]}, got {shape_str(pwm)}")
+    bg = torch.full((4,), 0.25) if background is None else background
+    p = (pwm.double() + pseudocount) / (pwm.double() + pseudocount).sum(-1, keepdim=True)
+    logodds = (p / bg.double()).log().to(x.dtype)  # (L, 4)
+    filters = torch.stack([logodds, logodds.flip(0, 1)]).transpose(1, 2)  # (2, 4, L)
+    return nn.functional.conv1d(x.transpose(1, 2), filters).transpose(1, 2)  # (B, T-L+1, 2)
