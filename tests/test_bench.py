@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -22,6 +23,7 @@ from attnlab.bench import (
     summarise,
     validate_results,
 )
+from attnlab.bench.claims import ClaimsConfig, run_claims, validate_claims
 from attnlab.cli import main as cli_main
 from conftest import ROOT
 
@@ -222,3 +224,47 @@ def test_committed_results_skip_dry_runs_and_other_files(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({**doc, "records": [{"case": "x"}]}))
     with pytest.raises(ValueError):  # a committed document that is wrong is an error
         committed_results(tmp_path)
+
+
+def test_claims_suite_measures_every_claim_and_reports_without_asserting(tmp_path, capsys):
+    from attnlab.bench.claims import CLAIMS
+
+    assert cli_main(["bench", "--suite", "claims", "--quick", "--out", str(tmp_path),
+                     "--no-progress"]) == 0
+    doc = json.loads((tmp_path / "claims-cpu.json").read_text())
+    validate_claims(doc)
+    assert [c["claim"] for c in doc["claims"]] == list(CLAIMS)
+    assert {c["chapter"] for c in doc["claims"]} == {3, 6, 8, 19}
+    out = capsys.readouterr().out
+    assert f"of {len(CLAIMS)} held" in out and "claims-cpu.json" in out
+    kv = next(c for c in doc["claims"] if c["claim"] == "kv_cache")
+    # `holds` is what the numbers say, in either direction
+    assert kv["holds"] == (kv["with_cache_seconds"] < kv["without_cache_seconds"])
+
+
+def test_claims_suite_rejects_unknown_claims_and_broken_documents():
+    with pytest.raises(ValueError, match="unknown claims"):
+        run_claims(ClaimsConfig.quick(), names=("speed_of_light",))
+    with pytest.raises(ValueError, match="repeats"):
+        run_claims(ClaimsConfig(repeats=0), names=("kv_cache",))
+    good = run_claims(ClaimsConfig.quick(), names=("kv_cache",))
+    validate_claims(good)
+    for broken, message in (({**good, "schema": 99}, "schema"),
+                            ({k: v for k, v in good.items() if k != "device"}, "device"),
+                            ({**good, "claims": [{**good["claims"][0], "holds": "yes"}]},
+                             "true or false"),
+                            ({**good, "claims": [{**good["claims"][0],
+                                                  "speedup": float("nan")}]}, "speedup")):
+        with pytest.raises(ValueError, match=message):
+            validate_claims(broken)
+
+
+def test_committed_claims_results_are_valid_and_name_the_machine():
+    path = ROOT / "benchmarks" / "results" / "claims-cpu.json"
+    doc = json.loads(path.read_text())
+    validate_claims(doc)
+    assert doc["device"].startswith("CPU (")
+    assert doc["config"] == json.loads(json.dumps(asdict(ClaimsConfig())))
+    # benchmarks/README.md says that every claim held on that machine
+    readme = (ROOT / "benchmarks" / "README.md").read_text()
+    assert ("on which every\nclaim held" in readme) == all(c["holds"] for c in doc["claims"])

@@ -49,9 +49,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tag", default=None, help="file name stem (default: cpu / cuda-<gpu>)")
     p.add_argument("--no-plots", action="store_true", help="write only the JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    p.add_argument("--suite", choices=("attention", "gpu"), default="attention",
+    p.add_argument("--suite", choices=("attention", "gpu", "claims"), default="attention",
                    help="attention: this sweep over lengths (default); gpu: every GPU claim of "
-                        "chapters 7 and 8 (attnlab.bench_gpu), written to <out>/<device>.json")
+                        "chapters 7 and 8 (attnlab.bench_gpu), written to <out>/<device>.json; "
+                        "claims: the timing claims of chapters 3, 6, 8 and 19 on the CPU "
+                        "(attnlab.bench.claims), written to <out>/claims-<tag>.json")
     p.add_argument("--dry-run", action="store_true",
                    help="with --suite gpu: build and run every case at toy sizes (any device)")
 
@@ -63,6 +65,10 @@ def run_from_args(args: argparse.Namespace) -> int:
         from attnlab.bench_gpu import run_from_args as run_gpu
 
         return run_gpu(args)
+    if getattr(args, "suite", "attention") == "claims":
+        from attnlab.bench.claims import run_from_args as run_claims
+
+        return run_claims(args)
     if getattr(args, "dry_run", False):
         print("attnlab bench: --dry-run goes with --suite gpu", file=sys.stderr)
         return 2
