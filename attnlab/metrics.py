@@ -35,6 +35,7 @@ from torch import nn
 from attnlab._validate import shape_str
 
 __all__ = ["target_ranks", "hit_rate_at_k", "ndcg_at_k", "exact_match", "accuracy",
+           "word_error_rate", "char_error_rate",
            "model_accuracy"]
 
 Reduction = Literal["mean", "none"]
@@ -241,3 +242,49 @@ def model_accuracy(model: nn.Module, inputs: torch.Tensor | Sequence[torch.Tenso
     with torch.no_grad():
         scores = model(*args)
     return accuracy(scores, targets, ignore_index=ignore_index)
+
+
+def _levenshtein(a: Sequence, b: Sequence) -> int:
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        current = [i]
+        for j, y in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def _error_rate(predictions: Sequence[str], targets: Sequence[str], split: bool) -> float:
+    if isinstance(predictions, str) or isinstance(targets, str):
+        raise ValueError("predictions and targets must be lists of strings, not one string")
+    if len(predictions) != len(targets) or len(targets) == 0:
+        raise ValueError(f"need as many predictions as targets, and at least one; got "
+                         f"{len(predictions)} and {len(targets)}")
+    units = [(p.split(), t.split()) if split else (p, t) for p, t in zip(predictions, targets)]
+    total = sum(len(t) for _, t in units)
+    if total == 0:
+        raise ValueError("the targets are empty: an error rate divides by their length")
+    return sum(_levenshtein(p, t) for p, t in units) / total
+
+
+def word_error_rate(predictions: Sequence[str], targets: Sequence[str]) -> float:
+    """WER: word-level edit distance (insertions + deletions + substitutions) per target word.
+
+    Words are split on whitespace; the sums run over the whole list (a corpus
+    WER, not a mean of sentence WERs). It can exceed 1 (many insertions).
+
+    Example:
+        >>> word_error_rate(["three one four", "two"], ["three one five", "two two"])
+        0.4
+    """
+    return _error_rate(predictions, targets, split=True)
+
+
+def char_error_rate(predictions: Sequence[str], targets: Sequence[str]) -> float:
+    """CER: character-level edit distance per target character (spaces count).
+
+    Example:
+        >>> round(char_error_rate(["three one four"], ["three one five"]), 4)  # 3 of 14
+        0.2143
+    """
+    return _error_rate(predictions, targets, split=False)

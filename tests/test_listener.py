@@ -151,3 +151,46 @@ def test_it_learns_to_transcribe_short_sequences():
     ids, _ = m.greedy_decode(*log_spectrogram(rec.waves, rec.lengths), 3)
     predictions = [task.tokenizer.decode(r) for r in ids]
     assert exact_match(predictions, rec.keys) == 1.0, (predictions, rec.keys)
+
+
+def test_ctc_listener_shares_the_encoder_and_decodes():
+    from attnlab.models.listener import CTCListener
+
+    config = ListenerConfig(n_freqs=8, tgt_vocab=6, embed_dim=8, hidden_dim=8, stride=2)
+    torch.manual_seed(0)
+    ctc, las = CTCListener(config), Listener(config)
+    assert CTCListener.encode is Listener.encode and CTCListener.features is Listener.features
+    ctc.load_state_dict({k: v for k, v in las.state_dict().items()
+                         if k.split(".")[0] in ("norm", "conv1", "conv2", "encoder")}
+                        | {k: v for k, v in ctc.state_dict().items() if k.startswith("head")})
+    spec, lengths = torch.randn(2, 11, 8), torch.tensor([11, 6])
+    with torch.no_grad():
+        torch.testing.assert_close(ctc.encode(*ctc.features(spec, lengths))[0],
+                                   las.encode(*las.features(spec, lengths))[0])
+        logp, steps = ctc(spec, lengths)
+    assert tuple(logp.shape) == (2, 6, 6) and steps.tolist() == [6, 3]
+    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(2, 6))
+    # greedy decoding merges repeats and drops blanks: force the head's choices
+    with torch.no_grad():
+        ctc.head.weight.zero_()
+        ctc.head.bias.copy_(torch.tensor([0.0, -9, -9, 5.0, -9, -9]))
+    assert ctc.greedy_decode(spec, lengths) == [[3], [3]]
+
+
+def test_ctc_listener_learns_a_fixed_target():
+    from attnlab.models.listener import CTCListener
+
+    torch.manual_seed(0)
+    model = CTCListener(ListenerConfig(n_freqs=4, tgt_vocab=5, embed_dim=16, hidden_dim=16))
+    spec, lengths = torch.randn(4, 12, 4), torch.full((4,), 12)
+    targets, target_lengths = torch.tensor([[3, 4, 3]] * 4), torch.full((4,), 3)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-2)
+    first = None
+    for _ in range(150):
+        loss = model.loss(spec, lengths, targets, target_lengths)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < first / 4
+    assert model.greedy_decode(spec, lengths) == [[3, 4, 3]] * 4

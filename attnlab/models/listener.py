@@ -26,7 +26,7 @@ from attnlab._validate import shape_str
 from attnlab.masks import length_mask
 from attnlab.models.seq2seq import AttentionSeq2Seq, Seq2SeqConfig
 
-__all__ = ["ListenerConfig", "Listener"]
+__all__ = ["ListenerConfig", "Listener", "CTCListener"]
 
 
 @dataclass
@@ -156,3 +156,81 @@ class Listener(AttentionSeq2Seq):
         ids, weights = super().greedy_decode(*self.features(spec, lengths), max_len)
         assert weights is not None
         return ids, weights
+
+
+class CTCListener(nn.Module):
+    r""":class:`Listener`'s front end and encoder with a classifier per step, trained with CTC.
+
+    Connectionist temporal classification (Graves et al. 2006) needs no
+    decoder and no attention: each encoder step j predicts a distribution over
+    the V tokens plus a *blank* (id 0, the tokenizer's ``<pad>``), and the loss
+    sums the probability of every path that collapses to the target (merge
+    repeats, then drop blanks). The front end and the GRU are the very same
+    code as :class:`Listener`'s, so the two models differ only in how they
+    decode.
+
+    Args:
+        config: a :class:`ListenerConfig` (``tgt_vocab`` counts the blank as id 0).
+
+    Shape:
+        spec (B, S, F), lengths (B,) -> log-probabilities (B, S', V) and step lengths (B,).
+
+    Example:
+        >>> model = CTCListener(ListenerConfig(n_freqs=40, tgt_vocab=13))
+        >>> logp, steps = model(torch.randn(2, 9, 40), torch.tensor([9, 5]))
+        >>> tuple(logp.shape), steps.tolist()
+        ((2, 5, 13), [5, 3])
+        >>> loss = model.loss(torch.randn(2, 9, 40), torch.tensor([9, 5]),
+        ...                   torch.tensor([[3, 4], [5, 0]]), torch.tensor([2, 1]))
+        >>> bool(loss > 0)
+        True
+    """
+
+    blank_id = 0
+
+    def __init__(self, config: ListenerConfig) -> None:
+        super().__init__()
+        c = self.config = config
+        self.dropout = nn.Dropout(c.dropout)
+        self.norm = nn.LayerNorm(c.n_freqs)
+        self.conv1 = nn.Conv1d(c.n_freqs, c.embed_dim, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv1d(c.embed_dim, c.embed_dim, kernel_size=3, stride=c.stride,
+                               padding=1)
+        self.encoder = nn.GRU(c.embed_dim, c.hidden_dim, batch_first=True)  # forwards only
+        self.head = nn.Linear(c.hidden_dim, c.tgt_vocab)
+
+    # the same code as Listener's: one front end and one encoder for both models
+    step_lengths = Listener.step_lengths
+    features = Listener.features
+    encode = Listener.encode
+
+    def forward(self, spec: torch.Tensor, lengths: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probabilities (B, S', V) per encoder step, and the step lengths (B,)."""
+        states, _ = self.encode(*self.features(spec, lengths))  # (B, S', C)
+        return F.log_softmax(self.head(states), dim=-1), self.step_lengths(lengths)
+
+    def loss(self, spec: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
+             target_lengths: torch.Tensor) -> torch.Tensor:
+        """The CTC loss, averaged over the batch (each sequence's divided by its length).
+
+        ``targets`` (B, T) are token ids without ``<bos>``/``<eos>``, padded with 0.
+        """
+        logp, steps = self(spec, lengths)  # (B, S', V), (B,)
+        return F.ctc_loss(logp.transpose(0, 1), targets, steps, target_lengths,
+                          blank=self.blank_id, zero_infinity=True)
+
+    @torch.no_grad()
+    def greedy_decode(self, spec: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+        """The best token per step, repeats merged and blanks dropped: B lists of ids."""
+        logp, steps = self(spec, lengths)
+        best = logp.argmax(-1)  # (B, S')
+        out = []
+        for row, n in zip(best.tolist(), steps.tolist()):
+            ids, previous = [], self.blank_id
+            for k in row[:n]:
+                if k != previous and k != self.blank_id:
+                    ids.append(k)
+                previous = k
+            out.append(ids)
+        return out
