@@ -23,6 +23,7 @@ from attnlab.nas import (
     build_model,
     dominates,
     flops_per_example,
+    local_search,
     parameter_count,
     pareto_front,
     random_search,
@@ -98,6 +99,19 @@ def test_mutation_changes_exactly_one_axis_and_stays_inside():
                          position=("none",))
     with pytest.raises(ValueError, match="nothing to mutate"):
         single.mutate(next(iter(single)), rng)
+
+
+def test_neighbours_are_the_designs_one_decision_away():
+    for arch in random_search(SPACE, fake_eval, 5, seed=7):
+        got = SPACE.neighbours(arch.arch)
+        brute = [a for a in SPACE
+                 if sum(getattr(a, n) != getattr(arch.arch, n) for n in SPACE.axes) == 1]
+        assert sorted(got) == sorted(brute) and len(got) == len(set(got)) == 11
+    rng = random.Random(0)
+    parent = SPACE.sample(rng)
+    assert all(SPACE.mutate(parent, rng) in SPACE.neighbours(parent) for _ in range(50))
+    with pytest.raises(ValueError, match="not in the search space"):
+        SPACE.neighbours(Architecture(8, 1, 64, "softmax", "none"))
 
 
 # ------------------------------------------------------------------------ the model
@@ -289,6 +303,47 @@ def test_warm_start_puts_the_initial_designs_first_in_both_searches():
     with pytest.raises(ValueError, match="population"):
         regularized_evolution(SPACE, fake_eval, 9, population_size=2, sample_size=1,
                               initial=[hand] * 3)
+
+
+def test_local_search_climbs_one_decision_at_a_time_from_the_start():
+    start = Architecture(1, 1, 16, "linear", "none")
+    history = local_search(SPACE, fake_eval, 30, start=start, seed=1)
+    archs = [e.arch for e in history]
+    assert archs[0] == start and len(archs) == 30 == len(set(archs))  # never twice
+    # fake_eval rewards softmax, sinusoidal, width and depth, one axis at a time: the
+    # climb reaches the top fitness with no restart, each design a neighbour of the last
+    # design it moved to
+    best = max(fake_eval(a).accuracy for a in SPACE)
+    reached = next(i for i, e in enumerate(history) if e.accuracy == best)
+    current = start
+    for e in history[1 : reached + 1]:
+        assert e.arch in SPACE.neighbours(current)
+        if e.accuracy > fake_eval(current).accuracy:
+            current = e.arch
+    assert current == archs[reached]
+    assert archs == [e.arch for e in local_search(SPACE, fake_eval, 30, start=start, seed=1)]
+    assert archs != [e.arch for e in local_search(SPACE, fake_eval, 30, start=start, seed=2)]
+
+
+def test_local_search_moves_only_to_a_fitter_neighbour_and_restarts_at_an_optimum():
+    moves = []
+
+    def record(arch):
+        moves.append(arch)
+        return fake_eval(arch)
+
+    top = max(SPACE, key=lambda a: (fake_eval(a).accuracy, -fake_eval(a).params))
+    history = local_search(SPACE, record, 14, start=top, seed=0)
+    # the top is a local optimum: its 11 neighbours, then a restart elsewhere
+    assert moves[0] == top and set(moves[1:12]) == set(SPACE.neighbours(top))
+    assert moves[12] not in moves[:12] and len(history) == 14
+    small = SearchSpace(heads=(1,), depth=(1, 2), width=(8,), attention=("softmax",),
+                        position=("none", "learned"))
+    assert len(local_search(small, fake_eval, 10)) == small.size  # the space ran out
+    with pytest.raises(ValueError, match="not in the search space"):
+        local_search(SPACE, fake_eval, 3, start=Architecture(8, 1, 64, "softmax", "none"))
+    with pytest.raises(ValueError, match="budget"):
+        local_search(SPACE, fake_eval, 0)
 
 
 def test_token_accuracy_on_a_hand_made_model():

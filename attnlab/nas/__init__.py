@@ -9,11 +9,12 @@ as in :func:`attnlab.efficient.local_attention`) and the positional encoding (``
 :func:`build_model` turns an architecture into a :class:`CandidateModel`, an encoder that
 labels every position of a sequence (made of :class:`attnlab.layers.TransformerBlock` with its
 attention swapped for the chosen type). :func:`train_and_evaluate` trains one for a short, fixed
-budget on a :class:`TokenTask` and measures its validation accuracy; :func:`random_search` and
-:func:`regularized_evolution` (aging evolution, Real et al. 2019) spend the same number of such
-evaluations. :func:`pareto_front` keeps the designs that no other design beats on every
-objective, and :func:`parameter_count` / :func:`flops_per_example` are the deterministic cost
-model: a design's cost is computed from its hyper-parameters, never timed.
+budget on a :class:`TokenTask` and measures its validation accuracy; :func:`random_search`,
+:func:`regularized_evolution` (aging evolution, Real et al. 2019) and :func:`local_search`
+(hill climbing over designs one decision apart, :meth:`SearchSpace.neighbours`) spend the same
+number of such evaluations. :func:`pareto_front` keeps the designs that no other design beats
+on every objective, and :func:`parameter_count` / :func:`flops_per_example` are the
+deterministic cost model: a design's cost is computed from its hyper-parameters, never timed.
 
 Matrix-product FLOPs of one forward pass over T positions (2 per multiply-add), per block:
 
@@ -50,6 +51,7 @@ from attnlab.nas.evaluate import (
 from attnlab.nas.search import (
     best_so_far,
     dominates,
+    local_search,
     measure_latency,
     pareto_front,
     random_search,
@@ -76,6 +78,7 @@ __all__ = [
     "CachedEvaluator",
     "random_search",
     "regularized_evolution",
+    "local_search",
     "best_so_far",
     "dominates",
     "pareto_front",

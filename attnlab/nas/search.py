@@ -1,4 +1,4 @@
-"""Searches over a space (random, regularized evolution), the Pareto front, and latency."""
+"""Searches over a space (random, regularized evolution, local), the Pareto front, and latency."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from attnlab.perf import time_calls
 __all__ = [
     "random_search",
     "regularized_evolution",
+    "local_search",
     "best_so_far",
     "dominates",
     "pareto_front",
@@ -120,6 +121,70 @@ def regularized_evolution(space: SearchSpace, evaluate: Callable[[Architecture],
         history.append(child)
         if len(population) > population_size:
             population.popleft()  # the oldest dies
+    return history
+
+
+def local_search(space: SearchSpace, evaluate: Callable[[Architecture], Evaluation],
+                 budget: int, start: Architecture | None = None,
+                 seed: int = 0) -> list[Evaluation]:
+    """First-improvement hill climbing over one-decision neighbours, from ``start``.
+
+    Evaluates ``start`` (a uniform draw if None), then visits the current design's
+    :meth:`SearchSpace.neighbours` in an order shuffled by ``random.Random(seed)``,
+    evaluating each one not evaluated yet, and moves to the first that is fitter (higher
+    accuracy, then fewer parameters), where it starts over. A design none of whose
+    neighbours is fitter is a local optimum: the search then restarts from a uniform
+    draw among the designs not evaluated yet (random-restart hill climbing). A design is
+    never evaluated twice: the search remembers every score it paid for.
+
+    Args:
+        space: the search space.
+        evaluate: trains and measures one architecture.
+        budget: the number of evaluations, ``start`` included.
+        start: the first design (e.g. a hand-picked one); None draws it.
+        seed: seeds the neighbour order and the restarts.
+
+    Returns:
+        The evaluations in the order they were made: ``budget`` distinct designs, or
+        every design of the space if it holds fewer.
+
+    Example:
+        >>> ev = lambda a: Evaluation(a, a.width / 64, a.width, 1, 0.0)
+        >>> start = Architecture(1, 1, 16, "softmax", "none")
+        >>> history = local_search(SearchSpace(), ev, budget=6, start=start)
+        >>> len(history), max(e.accuracy for e in history)
+        (6, 1.0)
+    """
+    _check_budget(budget)
+    rng = random.Random(seed)
+    if start is None:
+        start = space.sample(rng)
+    elif not space.contains(start):
+        raise ValueError(f"start design {start} is not in the search space")
+    seen: dict[Architecture, Evaluation] = {}
+    history: list[Evaluation] = []
+
+    def visit(arch: Architecture) -> Evaluation:
+        seen[arch] = evaluate(arch)
+        history.append(seen[arch])
+        return seen[arch]
+
+    current = visit(start)
+    while len(history) < budget:
+        order = space.neighbours(current.arch)
+        rng.shuffle(order)
+        for arch in order:
+            if len(history) >= budget:
+                break
+            e = seen[arch] if arch in seen else visit(arch)
+            if _fitness(e) > _fitness(current):
+                current = e
+                break
+        else:  # a local optimum: restart from a design not evaluated yet
+            fresh = [a for a in space if a not in seen]
+            if not fresh:
+                break
+            current = visit(rng.choice(fresh))
     return history
 
 

@@ -114,6 +114,29 @@ class SearchSpace:
         """An architecture drawn uniformly: one uniform choice per axis."""
         return Architecture(*(rng.choice(c) for c in self.axes.values()))
 
+    def neighbours(self, arch: Architecture) -> list[Architecture]:
+        """Every design one decision away: ``arch`` with one axis set to another of its values.
+
+        In a fixed order (axis by axis, then the axis's choices); a design has
+        ``sum(len(choices) - 1)`` neighbours, the designs :meth:`mutate` can return.
+
+        Example:
+            >>> a = Architecture(2, 2, 64, "softmax", "sinusoidal")
+            >>> n = SearchSpace().neighbours(a)
+            >>> len(n), str(n[0])
+            (11, 'softmax/sinusoidal L2 C64 H1')
+        """
+        if not self.contains(arch):
+            raise ValueError(f"{arch} is not in the search space")
+        out = []
+        for name, choices in self.axes.items():
+            for value in choices:
+                if value != getattr(arch, name):
+                    values = {n: getattr(arch, n) for n in self.axes}
+                    values[name] = value
+                    out.append(Architecture(**values))
+        return out
+
     def mutate(self, arch: Architecture, rng: random.Random) -> Architecture:
         """Change one axis (drawn uniformly among those with a choice) to another of its values.
 
