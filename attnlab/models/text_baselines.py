@@ -170,16 +170,17 @@ class NgramLogisticRegression:
     Texts are split at spaces; ``n=1`` is the bag of words, ``n=2`` adds every pair of
     neighbouring words ("not good", "but the"). For each ``C`` in ``Cs`` (the inverse of the
     L2 penalty) a model is fitted on the training texts; the one with the best validation
-    accuracy is kept (the first of equals, so the strongest penalty among ties).
+    accuracy is kept (the first of equals in the order of ``Cs``: with ``Cs`` ascending,
+    the strongest penalty).
 
     Args:
         n: the longest n-gram counted (1: words only; 2: words and bigrams).
         Cs: the values of ``C`` to choose from.
         max_iter: L-BFGS iterations per fit.
 
-    Attributes (after :meth:`fit`):
-        C: the chosen value; ``val_accuracy``: ``{C: validation accuracy}``;
-        ``num_features``: how many distinct n-grams the training texts hold.
+    After :meth:`fit`, ``C`` holds the chosen value, ``val_accuracy`` the validation
+    accuracy of each value tried, and ``num_features`` the number of distinct n-grams in
+    the training texts.
 
     Example:
         >>> texts = ["good", "not good", "bad", "not bad"] * 3
@@ -210,7 +211,7 @@ class NgramLogisticRegression:
         x = self.vectorizer.fit_transform(list(texts))  # (N, features), sparse
         x_val = self.vectorizer.transform(list(val_texts))
         self.num_features = x.shape[1]
-        best = None
+        self.val_accuracy, best = {}, None
         for c in self.Cs:
             model = LogisticRegression(C=c, max_iter=self.max_iter).fit(x, y)
             self.val_accuracy[c] = float((model.predict(x_val) == y_val).mean())
