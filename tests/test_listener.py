@@ -192,5 +192,5 @@ def test_ctc_listener_learns_a_fixed_target():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < first / 4
+    assert loss.item() < first / 4
     assert model.greedy_decode(spec, lengths) == [[3, 4, 3]] * 4
