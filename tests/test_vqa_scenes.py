@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
@@ -155,3 +156,21 @@ def test_models_take_scenes(small_task):
     logits, w = CrossAttentionVQA(config)(images, tokens, need_weights=True)
     assert logits.shape == (3, 2) and w.shape == (3, 1, 4, 7, 4)
     assert FusionVQA(config)(images, tokens).shape == (3, 2)
+
+
+def test_what_only_answers_knows_counts_not_places(small_task):
+    from attnlab.data.vqa_scenes import what_only_answers
+
+    task = small_task
+    right = (what_only_answers(task, task.test) == task.test.answers).numpy()
+    kinds = task.kinds(task.test)
+    assert right[kinds == "there"].mean() == 1.0 and right[kinds == "more"].mean() == 1.0
+    assert abs(right[kinds == "left"].mean() - 0.5) < 0.1
+    # place, by hand for 4 digits: answer yes iff the scene holds two or more k's; that is
+    # right on 37 of the 64 yes-scenes and 27 of the 37 no-scenes, 0.5 (37/64 + 27/37) = 0.654
+    place = np.flatnonzero(kinds == "place")
+    q = [task.questions[int(i)] for i in task.test.question_ids[place]]
+    counts = torch.stack([(task.test.scenes[int(i)] == qq.digit).sum() for i, qq in
+                          zip(place, q)])
+    assert torch.equal(what_only_answers(task, task.test)[place], (counts >= 2).long())
+    assert 0.6 < right[kinds == "place"].mean() < 0.71

@@ -25,7 +25,9 @@ which digits are in the scene, without their places, answers only the kinds
   ``balanced=True`` every kind is asked equally often and every question is
   answered yes as often as no.
 
-:func:`attnlab.data.vqa.question_prior_accuracy` works on these splits too.
+:func:`attnlab.data.vqa.question_prior_accuracy` works on these splits too;
+:func:`what_only_answers` is the counting baseline of a model that knows
+which digits a scene holds, and how many of each, but not where they are.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ __all__ = [
     "SceneSplit",
     "SceneTask",
     "scene_vqa_task",
+    "what_only_answers",
 ]
 
 SCENE_KINDS = ("there", "more", "place", "left", "above")
@@ -327,3 +330,48 @@ def scene_vqa_task(n_train: int = 20_000, n_test: int = 4_000, digits: int = 4,
         images, scenes, qids, answers = _ask(digit_split, questions, n, balanced, digits, rng)
         out.append(SceneSplit(digit_split, images, scenes, qids, tokens[qids], answers))
     return SceneTask(out[0], out[1], questions, vocab)
+
+
+def what_only_answers(task: SceneTask, split: SceneSplit) -> torch.Tensor:
+    """The answers of a model that knows *what* a scene holds but not *where*.
+
+    A model that sees only the digit counts of a scene (how many 0s, 1s, ...)
+    can do no better, on balanced answers, than to answer yes where counts
+    like these are at least as likely among the scenes whose answer is yes as
+    among those whose answer is no. This function counts that over every
+    possible scene, exactly (no training): on *there* and *more* it is always
+    right, on *left* and *above* it is at chance (the counts say nothing of
+    the order), and on *place* it is above chance, because a scene with a k
+    in the asked place tends to hold more k's.
+
+    Args:
+        task: the :class:`SceneTask` (its questions and digits).
+        split: the examples to answer (``task.test``, say).
+
+    Shape:
+        Returns (K,) int64 answers for the K examples of ``split``.
+
+    Example:
+        >>> task = scene_vqa_task(n_train=100, n_test=1000)
+        >>> right = (what_only_answers(task, task.test) == task.test.answers).numpy()
+        >>> kinds = task.kinds(task.test)
+        >>> [round(float(right[kinds == k].mean()), 1) for k in ("there", "more", "left")]
+        [1.0, 1.0, 0.5]
+    """
+    digits = 1 + max(max(q.digit, q.other or 0) if q.kind != "place" else q.digit
+                     for q in task.questions)
+    grids = torch.from_numpy(np.indices((digits,) * 4).reshape(4, -1).T.copy())  # (G, 4)
+    patterns, grid_pattern = torch.unique(torch.nn.functional.one_hot(grids, digits).sum(1),
+                                          dim=0, return_inverse=True)  # (P, digits), (G,)
+    split_pattern = torch.stack([(split.scenes == d).sum(1) for d in range(digits)], 1)
+    out = torch.empty(len(split), dtype=torch.long)
+    for qid in torch.unique(split.question_ids).tolist():
+        q = task.questions[qid]
+        asked, yes = q.asked(grids), q.answer(grids).bool()
+        n_yes = torch.bincount(grid_pattern[asked & yes], minlength=len(patterns)).double()
+        n_no = torch.bincount(grid_pattern[asked & ~yes], minlength=len(patterns)).double()
+        say_yes = n_yes / n_yes.sum() >= n_no / n_no.sum()  # (P,) likelihoods compared
+        sel = split.question_ids == qid
+        match = (split_pattern[sel][:, None, :] == patterns[None]).all(-1)  # (k, P)
+        out[sel] = say_yes[match.long().argmax(1)].long()
+    return out
