@@ -14,8 +14,6 @@ attention (:class:`~attnlab.models.pooling_classifier.AttentionPoolingClassifier
   validation split: a bag of n-grams sees short-range order, never a whole sentence.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -83,7 +81,8 @@ class MeanPooling(nn.Module):
 
 
 class MeanPoolingClassifier(AttentionPoolingClassifier):
-    """:class:`AttentionPoolingClassifier` with its attention pooling replaced by the mean.
+    """:class:`~attnlab.models.pooling_classifier.AttentionPoolingClassifier` with its attention
+    pooling replaced by the mean.
 
     Embeddings, learned positions, the Transformer encoder, the final norm and the linear
     layer are the same modules, built in the same order, so under the same seed the two
@@ -91,7 +90,8 @@ class MeanPoolingClassifier(AttentionPoolingClassifier):
     (:class:`MeanPooling` has no parameters).
 
     Args:
-        config: the :class:`PoolingClassifierConfig` of the attention model to compare with.
+        config: the :class:`~attnlab.models.pooling_classifier.PoolingClassifierConfig` of the
+            attention model to compare with.
 
     Shape:
         ids (B, T), lengths (B,) -> logits (B, K); with ``need_weights`` also the pooling
@@ -197,12 +197,12 @@ class NgramLogisticRegression:
         if not Cs or any(c <= 0 for c in Cs):
             raise ValueError(f"Cs must be a non-empty sequence of positive numbers, got {Cs}")
         self.n, self.Cs, self.max_iter = n, tuple(float(c) for c in Cs), max_iter
-        self.C: float | None = None
+        self.C: float | None = None  # the chosen value, after fit()
         self.val_accuracy: dict[float, float] = {}
 
     def fit(self, texts: Sequence[str], labels: Sequence[int] | torch.Tensor,
             val_texts: Sequence[str], val_labels: Sequence[int] | torch.Tensor
-            ) -> NgramLogisticRegression:
+            ) -> "NgramLogisticRegression":
         """Fit one model per ``C`` on the training texts; keep the best on validation."""
         y, y_val = _labels(labels, len(texts), "labels"), _labels(val_labels, len(val_texts),
                                                                   "val_labels")
