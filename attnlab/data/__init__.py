@@ -20,11 +20,18 @@ Modules:
 - :mod:`attnlab.data.batching` -- :func:`batches` of shuffled indices, :func:`random_rows`;
 - the application chapters' data: :mod:`attnlab.data.digits`, :mod:`attnlab.data.reviews`,
   :mod:`attnlab.data.sessions`, :mod:`attnlab.data.keypad`, :mod:`attnlab.data.series`,
-  :mod:`attnlab.data.dna`, :mod:`attnlab.data.vqa`;
+  :mod:`attnlab.data.dna`, :mod:`attnlab.data.vqa`, :mod:`attnlab.data.vqa_scenes`;
 - real data that ships offline: :mod:`attnlab.data.movielens` -- :func:`movielens_sequences`,
   MovieLens users' ratings in time order, split leave-last-out;
   :mod:`attnlab.data.electricity` -- :func:`electricity_task`, Victoria's half-hourly
-  electricity demand with temperature and work days, split by time.
+  electricity demand with temperature and work days, split by time;
+  :mod:`attnlab.data.motifs` -- :func:`jaspar_matrix`, four JASPAR 2024 matrices that ship in the
+  package, and :func:`planted_task`, sites sampled from them planted on either strand;
+  :mod:`attnlab.data.speech` -- :func:`spoken_digits_task`, digit strings spoken by eSpeak NG
+  (from the ``espeakng-loader`` wheel) in many voices, rooms and noise levels, split by speaker,
+  with :mod:`attnlab.data.speech_features` for log-mel spectrograms. The matrices ship inside
+  ``attnlab``; the MovieLens, electricity and speech loaders need the optional packages of
+  ``attnlab[data]`` and import them only when called.
 """
 
 from attnlab.data.addition import addition_task
