@@ -204,6 +204,7 @@ def _flex(cfg: ClaimsConfig, timer: dict[str, Any]) -> dict:
                   length=T, window=W, dense_seconds=t_dense, flex_seconds=t_flex)
 
 
+#: each claim's name and the function that measures it
 CLAIMS: dict[str, Callable[[ClaimsConfig, dict[str, Any]], dict]] = {
     "scaling": _scaling, "gru_vs_attention": _gru_vs_attention, "kv_cache": _kv_cache,
     "compile": _compile, "flex_attention": _flex}
@@ -217,8 +218,9 @@ def run_claims(cfg: ClaimsConfig | None = None, names: tuple[str, ...] | None = 
         names: which claims (default: all of :data:`CLAIMS`).
 
     Returns:
-        A document: ``schema``, ``device``, ``versions``, ``config`` and ``claims`` (a list
-        of records, each with ``chapter``, ``claim``, ``statement``, ``holds`` and its numbers).
+        A dict with ``suite``, ``schema``, ``device``, ``versions``, ``config`` and ``claims``
+        (a list of records, each with ``chapter``, ``claim``, ``statement``, ``holds`` and its
+        numbers).
 
     Example:
         >>> doc = run_claims(ClaimsConfig.quick(), names=("kv_cache",))

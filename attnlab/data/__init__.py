@@ -25,13 +25,14 @@ Modules:
   MovieLens users' ratings in time order, split leave-last-out;
   :mod:`attnlab.data.electricity` -- :func:`electricity_task`, Victoria's half-hourly
   electricity demand with temperature and work days, split by time;
-  :mod:`attnlab.data.motifs` -- :func:`jaspar_matrix`, four JASPAR 2024 matrices that ship in the
-  package, and :func:`planted_task`, sites sampled from them planted on either strand;
-  :mod:`attnlab.data.speech` -- :func:`spoken_digits_task`, digit strings spoken by eSpeak NG
-  (from the ``espeakng-loader`` wheel) in many voices, rooms and noise levels, split by speaker,
-  with :mod:`attnlab.data.speech_features` for log-mel spectrograms. The matrices ship inside
-  ``attnlab``; the MovieLens, electricity and speech loaders need the optional packages of
-  ``attnlab[data]`` and import them only when called.
+  :mod:`attnlab.data.motifs` -- :func:`~attnlab.data.motifs.jaspar_matrix`, four JASPAR
+  2024 matrices that ship in the package, and :func:`~attnlab.data.motifs.planted_task`,
+  sites sampled from them planted on either strand;
+  :mod:`attnlab.data.speech` -- :func:`~attnlab.data.speech.spoken_digits_task`, digit
+  strings spoken by eSpeak NG (from the ``espeakng-loader`` wheel) in many voices, rooms and
+  noise levels, split by speaker, with :mod:`attnlab.data.speech_features` for log-mel
+  spectrograms. The matrices ship inside ``attnlab``; the MovieLens, electricity and speech
+  loaders need the optional packages of ``attnlab[data]`` and import them only when called.
 """
 
 from attnlab.data.addition import addition_task

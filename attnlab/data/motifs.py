@@ -46,7 +46,7 @@ class JasparMatrix:
 
     @property
     def sites(self) -> int:
-        """How many aligned sites the counts come from: the largest position total.
+        """How many aligned sites the counts come from, the largest position total.
 
         In some JASPAR matrices the totals differ by a few counts (0.5 % for CTCF's,
         913 down to 908), where aligned sites did not cover every position."""

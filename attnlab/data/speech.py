@@ -62,11 +62,11 @@ __all__ = [
 
 DIGIT_WORDS: tuple[str, ...] = ("zero", "one", "two", "three", "four", "five", "six", "seven",
                                 "eight", "nine")  #: how each digit is said
-#: eSpeak NG's English voices (accents): British, American, Caribbean, Scottish,
-#: received pronunciation, Lancastrian, West Midlands, New York City
+#: eSpeak NG's English voices, one accent each -- British, American, Caribbean,
+#: Scottish, received pronunciation, Lancastrian, West Midlands, New York City
 ENGLISH_VOICES: tuple[str, ...] = ("en", "en-us", "en-029", "en-gb-scotland", "en-gb-x-rp",
                                    "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc")
-#: eSpeak NG's voice variants (formant sets): seven male, five female
+#: eSpeak NG's voice variants, one formant set each -- seven male, five female
 VARIANTS: tuple[str, ...] = ("m1", "m2", "m3", "m4", "m5", "m6", "m7",
                              "f1", "f2", "f3", "f4", "f5")
 ESPEAK_SAMPLE_RATE = 22050  #: the rate eSpeak NG synthesises at (Hz)

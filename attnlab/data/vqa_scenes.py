@@ -55,8 +55,9 @@ __all__ = [
     "what_only_answers",
 ]
 
-SCENE_KINDS = ("there", "more", "place", "left", "above")
-PLACES = ("top left", "top right", "bottom left", "bottom right")  # slots 0..3, row-major
+SCENE_KINDS = ("there", "more", "place", "left", "above")  #: the five kinds of question
+#: the four slots of a scene, 0..3 in row-major order
+PLACES = ("top left", "top right", "bottom left", "bottom right")
 MAX_QUESTION_LEN = 7  # "is the 3 left of the 1"
 
 

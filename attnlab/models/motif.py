@@ -386,8 +386,8 @@ def compare_pwms(found: torch.Tensor, planted: torch.Tensor) -> tuple[float, int
         planted: a PWM (L, 4), L <= W.
 
     Returns:
-        (r, offset, strand): the best correlation, the row of ``found`` where ``planted``
-        starts, and +1 or -1 for the strand.
+        A tuple ``(r, offset, strand)`` -- the best correlation, the row of ``found``
+        where ``planted`` starts, and +1 or -1 for the strand.
 
     Example:
         >>> p = torch.tensor([[.7, .1, .1, .1], [.1, .1, .1, .7], [.1, .7, .1, .1]])
