@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 import yaml
 
 from conftest import ROOT, notebooks, run, tool
@@ -151,3 +152,23 @@ def test_every_chapter_downloads_as_ipynb_and_myst_markdown(html):
         code = [c for c in cells if c["cell_type"] == "code"]
         assert md.startswith("---\njupytext:") and md.count("```{code-cell} ipython3") == len(code)
         assert "".join(code[-1]["source"]) in md
+
+
+REAL_DATA = ("movielens", "electricity", "speech", "motifs", "digits")
+
+
+@pytest.mark.parametrize("module", REAL_DATA)
+def test_real_data_names_its_source_licence_and_citation(module):
+    """A loader of real data says where the data comes from, its licence, and whom to cite,
+    with keys of book/references.bib that the book's data page cites."""
+    import importlib
+
+    doc = importlib.import_module(f"attnlab.data.{module}").__doc__
+    assert re.search(r"\bsource\b|comes from", doc, re.I), module
+    assert re.search(r"licen[cs]e", doc, re.I), module
+    assert re.search(r"\bcit(e|ation)\b", doc, re.I), module
+    bib = set(re.findall(r"^@\w+\{([^,]+),", (ROOT / "book" / "references.bib").read_text(), re.M))
+    keys = set(re.findall(r"``([a-z]+\d{4}[a-z]*|espeakng)``", doc)) & bib
+    assert keys, f"attnlab.data.{module} names no key of book/references.bib"
+    page = (ROOT / "book" / "data.md").read_text()
+    assert any(k in page for k in keys), f"book/data.md cites none of {sorted(keys)}"

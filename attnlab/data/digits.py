@@ -6,6 +6,14 @@ reads it from the installed package: nothing is downloaded). Each pixel counts
 the ink in a 4x4 block of a 32x32 bitmap, an integer from 0 to 16; here the
 pixels are divided by 16, so that they lie in [0, 1] and a blank pixel is 0.
 
+- **Source.** E. Alpaydin and C. Kaynak, "Optical Recognition of Handwritten Digits",
+  UCI Machine Learning Repository (1998), as ``sklearn.datasets.load_digits`` ships it.
+- **Licence.** The UCI data set: Creative Commons Attribution 4.0 (CC BY 4.0);
+  scikit-learn: BSD-3-Clause.
+- **Citation.** Alpaydin and Kaynak, "Cascading Classifiers", Kybernetika 34(4), 1998,
+  the paper the data set asks to be cited (``alpaydin1998cascading`` in the book's
+  bibliography); scikit-learn, Pedregosa et al. 2011 (``pedregosa2011scikit``).
+
 - :func:`load_digit_images` -- all 1,797 images and labels as tensors;
 - :func:`stratified_split`, :func:`stratified_subset` -- seeded, per-class
   index selections (the subsets of one seed are nested);

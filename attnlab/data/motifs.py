@@ -8,6 +8,15 @@ binding sites, whose normalised rows are its position weight matrix (PWM).
 background DNA, under one of two rules: whether the first factor's site is present, or
 which of the two sites comes first. Sequences are token ids into
 :data:`attnlab.data.dna.ALPHABET`, as in :mod:`attnlab.data.dna`.
+
+- **Source.** The CORE collection of JASPAR 2024 (https://jaspar.elixir.no), copied
+  unchanged from the database in the ``pyjaspar`` 4.0.0 wheel by
+  ``tools/extract_jaspar.py``: CTCF MA0139.2, Spi1 MA0080.7, GATA1 MA0035.5, REST MA0138.3.
+- **Licence.** Creative Commons Attribution 4.0 International (CC BY 4.0); the files and
+  their note are in ``attnlab/data/jaspar/``.
+- **Citation.** Rauluseviciute, I. et al. (2024), "JASPAR 2024: 20th anniversary of the
+  open-access database of transcription factor binding profiles", Nucleic Acids Research
+  52(D1):D174-D182 (``rauluseviciute2024jaspar`` in the book's bibliography).
 """
 
 from __future__ import annotations
