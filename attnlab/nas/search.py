@@ -145,7 +145,7 @@ def local_search(space: SearchSpace, evaluate: Callable[[Architecture], Evaluati
         seed: seeds the neighbour order and the restarts.
 
     Returns:
-        The evaluations in the order they were made: ``budget`` distinct designs, or
+        The evaluations in the order they were made -- ``budget`` distinct designs, or
         every design of the space if it holds fewer.
 
     Example:
