@@ -41,5 +41,6 @@ def test_outputs_reproduce_with_one_thread():
     proc = run([tool("python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
                 "-n", "2", "--dist", "loadfile", "--nbval", "--nbval-current-env",
                 *map(str, NOTEBOOKS)],
-               env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+               env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+               timeout=2400)  # against a hang only: every notebook, on 2 busy cores
     assert proc.returncode == 0, f"nbval with 1 thread:\n{proc.stdout[-8000:]}"
