@@ -34,9 +34,8 @@ from torch import nn
 
 from attnlab._validate import shape_str
 
-__all__ = ["target_ranks", "hit_rate_at_k", "ndcg_at_k", "exact_match", "accuracy",
-           "word_error_rate", "char_error_rate",
-           "model_accuracy"]
+__all__ = ["target_ranks", "hit_rate_at_k", "ndcg_at_k", "exact_match", "edit_distance",
+           "word_error_rate", "char_error_rate", "accuracy", "model_accuracy"]
 
 Reduction = Literal["mean", "none"]
 
@@ -244,7 +243,13 @@ def model_accuracy(model: nn.Module, inputs: torch.Tensor | Sequence[torch.Tenso
     return accuracy(scores, targets, ignore_index=ignore_index)
 
 
-def _levenshtein(a: Sequence, b: Sequence) -> int:
+def edit_distance(a: Sequence, b: Sequence) -> int:
+    """Levenshtein distance: the fewest insertions, deletions and substitutions from a to b.
+
+    Example:
+        >>> edit_distance("1234", "124"), edit_distance("55", "555"), edit_distance("12", "21")
+        (1, 1, 2)
+    """
     previous = list(range(len(b) + 1))
     for i, x in enumerate(a, start=1):
         current = [i]
@@ -264,7 +269,7 @@ def _error_rate(predictions: Sequence[str], targets: Sequence[str], split: bool)
     total = sum(len(t) for _, t in units)
     if total == 0:
         raise ValueError("the targets are empty: an error rate divides by their length")
-    return sum(_levenshtein(p, t) for p, t in units) / total
+    return sum(edit_distance(p, t) for p, t in units) / total
 
 
 def word_error_rate(predictions: Sequence[str], targets: Sequence[str]) -> float:

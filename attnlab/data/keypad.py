@@ -41,10 +41,11 @@ import numpy as np
 import torch
 
 from attnlab._validate import shape_str
+from attnlab.data.speech_features import checked_stft
 from attnlab.data.tasks import _check_counts, _distinct_strings
 from attnlab.data.tokenizer import CharTokenizer
 from attnlab.masks import length_mask
-from attnlab.metrics import exact_match  # re-exported: it lived here
+from attnlab.metrics import edit_distance, exact_match  # re-exported: they lived here
 
 __all__ = [
     "LOW_HZ",
@@ -363,20 +364,7 @@ def log_spectrogram(waves: torch.Tensor, lengths: torch.Tensor | None = None, *,
         >>> tuple(spec.shape), frames.tolist()
         ((2, 8, 129), [8, 4])
     """
-    if not isinstance(waves, torch.Tensor) or waves.dim() != 2 or not waves.is_floating_point():
-        got = shape_str(waves) if isinstance(waves, torch.Tensor) else type(waves).__name__
-        raise ValueError(f"waves must be a float (N, L) tensor, got {got}")
-    N, L = waves.shape
-    if lengths is None:
-        lengths = torch.full((N,), L, dtype=torch.long)
-    if lengths.shape != (N,) or int(lengths.min()) < 1 or int(lengths.max()) > L:
-        raise ValueError(f"lengths {shape_str(lengths)} must be (N,) = ({N},) with values in "
-                         f"[1, L={L}]")
-    if not 0 < hop_length <= n_fft:
-        raise ValueError(f"need 0 < hop_length <= n_fft, got {hop_length}, {n_fft}")
-    window = torch.hann_window(n_fft, dtype=waves.dtype, device=waves.device)
-    X = torch.stft(waves, n_fft, hop_length, window=window, center=True, pad_mode="constant",
-                   return_complex=True)  # (N, F, S)
+    X, lengths = checked_stft(waves, lengths, n_fft, hop_length)  # (N, F, S), (N,)
     spec = torch.log(X.abs() + eps).transpose(1, 2)  # (N, S, F)
     return spec.contiguous(), frame_count(lengths.to(waves.device), hop_length)
 
@@ -524,22 +512,6 @@ def peak_decode(spec: torch.Tensor, frame_lengths: torch.Tensor, *, keys: str = 
 
 
 # ------------------------------------------------------------------------------ metrics
-
-
-def edit_distance(a: Sequence, b: Sequence) -> int:
-    """Levenshtein distance: the fewest insertions, deletions and substitutions from a to b.
-
-    Example:
-        >>> edit_distance("1234", "124"), edit_distance("55", "555"), edit_distance("12", "21")
-        (1, 1, 2)
-    """
-    previous = list(range(len(b) + 1))
-    for i, x in enumerate(a, start=1):
-        current = [i]
-        for j, y in enumerate(b, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
-        previous = current
-    return previous[-1]
 
 
 def _check_pairs(predictions: Sequence[str], targets: Sequence[str]) -> None:

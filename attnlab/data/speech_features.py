@@ -18,7 +18,7 @@ import torch
 
 from attnlab._validate import shape_str
 
-__all__ = ["hz_to_mel", "mel_to_hz", "mel_filterbank", "log_mel_spectrogram"]
+__all__ = ["hz_to_mel", "mel_to_hz", "mel_filterbank", "checked_stft", "log_mel_spectrogram"]
 
 
 def hz_to_mel(hz: torch.Tensor | float) -> torch.Tensor:
@@ -82,6 +82,37 @@ def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float = 0
     return W.float()
 
 
+
+def checked_stft(waves: torch.Tensor, lengths: torch.Tensor | None, n_fft: int,
+                 hop_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The complex STFT of a batch of recordings, its inputs checked (Hann window, centred,
+    zero-padded at the edges), and the lengths (all L when None).
+
+    Shape:
+        waves (N, L), lengths (N,) -> STFT (N, n_fft // 2 + 1, S) with S = 1 + L // hop_length,
+        and lengths (N,).
+
+    Example:
+        >>> X, n = checked_stft(torch.zeros(2, 1000), None, 256, 128)
+        >>> tuple(X.shape), n.tolist()
+        ((2, 129, 8), [1000, 1000])
+    """
+    if not isinstance(waves, torch.Tensor) or waves.dim() != 2 or not waves.is_floating_point():
+        got = shape_str(waves) if isinstance(waves, torch.Tensor) else type(waves).__name__
+        raise ValueError(f"waves must be a float (N, L) tensor, got {got}")
+    N, L = waves.shape
+    if lengths is None:
+        lengths = torch.full((N,), L, dtype=torch.long)
+    if lengths.shape != (N,) or int(lengths.min()) < 1 or int(lengths.max()) > L:
+        raise ValueError(f"lengths {shape_str(lengths)} must be (N,) = ({N},) with values in "
+                         f"[1, L={L}]")
+    if not 0 < hop_length <= n_fft:
+        raise ValueError(f"need 0 < hop_length <= n_fft, got {hop_length}, {n_fft}")
+    window = torch.hann_window(n_fft, dtype=waves.dtype, device=waves.device)
+    X = torch.stft(waves, n_fft, hop_length, window=window, center=True, pad_mode="constant",
+                   return_complex=True)  # (N, F, S)
+    return X, lengths
+
 def log_mel_spectrogram(waves: torch.Tensor, lengths: torch.Tensor | None = None, *,
                         sample_rate: int = 11025, n_fft: int = 256, hop_length: int = 220,
                         n_mels: int = 40, eps: float = 1e-6
@@ -110,20 +141,7 @@ def log_mel_spectrogram(waves: torch.Tensor, lengths: torch.Tensor | None = None
         >>> tuple(x.shape), n.tolist()
         ((2, 11, 40), [11, 5])
     """
-    if not isinstance(waves, torch.Tensor) or waves.dim() != 2 or not waves.is_floating_point():
-        got = shape_str(waves) if isinstance(waves, torch.Tensor) else type(waves).__name__
-        raise ValueError(f"waves must be a float (N, L) tensor, got {got}")
-    N, L = waves.shape
-    if lengths is None:
-        lengths = torch.full((N,), L, dtype=torch.long)
-    if lengths.shape != (N,) or int(lengths.min()) < 1 or int(lengths.max()) > L:
-        raise ValueError(f"lengths {shape_str(lengths)} must be (N,) = ({N},) with values in "
-                         f"[1, L={L}]")
-    if not 0 < hop_length <= n_fft:
-        raise ValueError(f"need 0 < hop_length <= n_fft, got {hop_length}, {n_fft}")
-    window = torch.hann_window(n_fft, dtype=waves.dtype, device=waves.device)
-    X = torch.stft(waves, n_fft, hop_length, window=window, center=True, pad_mode="constant",
-                   return_complex=True)  # (N, F, S)
+    X, lengths = checked_stft(waves, lengths, n_fft, hop_length)  # (N, F, S), (N,)
     W = mel_filterbank(n_fft // 2 + 1, n_mels, sample_rate).to(waves)  # (M, F)
     mel = torch.einsum("mf,nfs->nsm", W, X.abs() ** 2)  # (N, S, M)
     return torch.log(mel + eps), 1 + lengths.to(waves.device) // hop_length
