@@ -11,15 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 # Triton decorates its kernels when attnlab.triton_attention is first imported, whichever test
 # imports it first: without CUDA they must be the interpreter's (TRITON_INTERPRET=1), set here,
 # before any test module is collected.
-if "TRITON_INTERPRET" not in os.environ:
-    import torch
-
-    if not torch.cuda.is_available():
-        os.environ["TRITON_INTERPRET"] = "1"
+if "TRITON_INTERPRET" not in os.environ and not torch.cuda.is_available():
+    os.environ["TRITON_INTERPRET"] = "1"
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -47,6 +45,16 @@ def run(cmd: list[str], *, env: dict[str, str] | None = None, timeout: float = 9
 def notebooks() -> list[Path]:
     """Every notebook that nbval re-runs: the chapters and the solutions."""
     return sorted([*ROOT.glob("chapters/*.ipynb"), *ROOT.glob("solutions/*.ipynb")])
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for a test, restored after: small models only wait for a second
+    thread (the cores may be busy), and one thread makes their results exact."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

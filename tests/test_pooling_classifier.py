@@ -20,14 +20,7 @@ from attnlab.models.pooling_classifier import (
 )
 from attnlab.train import TrainConfig, fit
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # models this small only wait for a second thread (and one thread makes results exact)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # from conftest
 
 
 def naive_pool(x, mask, q, w_k):

@@ -17,13 +17,7 @@ from attnlab.models.text_baselines import (
 )
 from attnlab.train import TrainConfig, fit
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # from conftest
 
 
 def test_mean_pooling_is_the_mean_of_the_real_positions():

@@ -118,15 +118,6 @@ def test_errors_name_the_shapes():
         CNNConfig(widths=(4, 4, 4, 4))
 
 
-@pytest.fixture
-def one_thread():
-    """Small models train faster on one thread (and the cores may be busy); restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("make", [lambda: ViT(ViTConfig()), lambda: SmallCNN(CNNConfig())],
                          ids=["vit", "cnn"])
 def test_both_models_learn_the_digits(make, one_thread):
